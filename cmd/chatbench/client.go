@@ -1,0 +1,153 @@
+package main
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/lxzan/gws"
+)
+
+// window holds the measurement window in Unix nanoseconds. The run sets it
+// once the clients are connected, while their read goroutines already run,
+// so the fields are atomic.
+type window struct {
+	from atomic.Int64 // messages sent at or after this are measured for latency
+	to   atomic.Int64 // deliveries received in [from, to] count towards throughput
+}
+
+// client is one WebSocket connection of the benchmark. It is the gws event
+// handler of its own connection, so OnMessage finds its state without a
+// lookup.
+//
+// Concurrency: the fields below "read goroutine only" are touched only by
+// the connection's read goroutine (gws calls OnMessage from ReadLoop, and
+// parallel dispatch is off) until done is closed; the run reads them after
+// that. The atomic fields are read by the progress and drain loops while the
+// run is going.
+type client struct {
+	gws.BuiltinEventHandler
+
+	id     int // index over all clients
+	room   int // room index
+	local  int // index within the room; senders are local < senders per room
+	run    string
+	win    *window
+	conn   *gws.Conn
+	done   chan struct{} // closed when ReadLoop has returned
+	quit   atomic.Bool   // set before chatbench closes the connection itself
+	closeE atomic.Value  // error: why the connection ended (gws's OnClose)
+
+	// Set by the sender goroutine; read by others through atomics.
+	sent       atomic.Uint64 // messages written
+	sendErrors atomic.Uint64
+	backlog    atomic.Uint64 // most messages this sender was ever behind its schedule
+
+	// Live counters.
+	recvOthers atomic.Uint64 // first deliveries of other senders' messages
+	recvSelf   atomic.Uint64 // first deliveries of this client's own messages (echo)
+
+	// Read goroutine only.
+	frames    uint64
+	dup       uint64
+	ooo       uint64
+	wrongRoom uint64
+	foreign   uint64 // chatbench messages of another run (history, other benchmarks)
+	other     uint64 // frames that are not chatbench messages
+	inWindow  uint64
+	tracks    []track // per sender of the room
+	lat       *hist   // allocated on first delivery, so idle clients stay small
+}
+
+// track follows the messages of one sender as seen by one receiver.
+type track struct {
+	seen []uint64 // bit per sequence number
+	hi   uint64   // highest sequence number seen
+	any  bool
+}
+
+// mark records seq and reports whether it had been seen before.
+func (t *track) mark(seq uint64) (dup bool) {
+	w := int(seq >> 6)
+	if w >= len(t.seen) {
+		n := max(2*len(t.seen), w+1, 16)
+		s := make([]uint64, n)
+		copy(s, t.seen)
+		t.seen = s
+	}
+	bit := uint64(1) << (seq & 63)
+	if t.seen[w]&bit != 0 {
+		return true
+	}
+	t.seen[w] |= bit
+	return false
+}
+
+// maxSeq bounds the sequence numbers accepted, so a corrupt frame cannot
+// make mark allocate gigabytes.
+const maxSeq = 1 << 34
+
+// OnMessage handles one frame. gws recycles the frame buffer after Close.
+func (c *client) OnMessage(_ *gws.Conn, msg *gws.Message) {
+	c.handle(msg.Bytes(), time.Now().UnixNano())
+	_ = msg.Close()
+}
+
+// OnPing answers the server's keepalive pings with the same payload.
+func (c *client) OnPing(s *gws.Conn, payload []byte) { _ = s.WritePong(payload) }
+
+// OnClose remembers why the connection ended.
+func (c *client) OnClose(_ *gws.Conn, err error) {
+	if err != nil {
+		c.closeE.Store(err)
+	}
+}
+
+// handle accounts for one received frame that arrived at now (Unix ns).
+func (c *client) handle(frame []byte, now int64) {
+	c.frames++
+	m, ok := parseFrame(frame)
+	if !ok {
+		c.other++
+		return
+	}
+	if string(m.run) != c.run {
+		c.foreign++
+		return
+	}
+	if m.room != c.room {
+		c.wrongRoom++
+		return
+	}
+	if m.sender >= len(c.tracks) || m.seq >= maxSeq {
+		c.other++
+		return
+	}
+	t := &c.tracks[m.sender]
+	if t.mark(m.seq) {
+		c.dup++
+		return
+	}
+	if t.any && m.seq < t.hi {
+		c.ooo++
+	} else {
+		t.hi, t.any = m.seq, true
+	}
+	if m.sender == c.local {
+		c.recvSelf.Add(1)
+	} else {
+		c.recvOthers.Add(1)
+	}
+	from := c.win.from.Load()
+	if from == 0 {
+		return
+	}
+	if m.ns >= from {
+		if c.lat == nil {
+			c.lat = newHist()
+		}
+		c.lat.record(now - m.ns)
+	}
+	if now >= from && now <= c.win.to.Load() {
+		c.inWindow++
+	}
+}

@@ -1,0 +1,160 @@
+// Command chatbench is a load generator for chat servers that speak the
+// Django Channels tutorial protocol: clients connect to ws://HOST/ws/chat/ROOM/,
+// send {"message": "..."} and receive every message of their room.
+//
+// It opens -clients connections spread over -rooms rooms; the first -senders
+// clients of each room send -rate messages a second for -duration after a
+// -warmup. Every message carries the run id, room, sender, sequence number
+// and send time, so each receiver measures latency and detects lost,
+// duplicated, reordered and misrouted messages. In -idle mode it only
+// connects and holds the connections, to measure the server's memory per
+// connection and the connect rate. See docs/chatbench.md.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+const usageHead = `chatbench: load generator for chat servers speaking the Django Channels
+tutorial protocol (ws://HOST/ws/chat/ROOM/, frames {"message": "..."}).
+
+Usage: chatbench [flags]
+
+Examples:
+  # fan-out: 1 room, 1,000 clients, one sender at 1,000 msg/s (1M deliveries/s)
+  chatbench -rooms 1 -clients 1000 -senders 1 -rate 1000 -duration 10s -pid $(pgrep -x chatd)
+  # chatty room: 100 clients all sending 10 msg/s each
+  chatbench -rooms 1 -clients 100 -senders 100 -rate 10
+  # many rooms: 100 rooms x 20 clients, 2 senders each
+  chatbench -rooms 100 -clients 2000 -senders 2 -rate 40
+  # idle: hold 15,000 connections for 20 s, report server RSS per connection
+  chatbench -idle -clients 15000 -duration 20s -pid 1234
+  # the Django Channels tutorial server on port 8001, JSON result line
+  chatbench -url ws://127.0.0.1:8001 -clients 50 -rate 20 -json
+
+The target must be a loopback address unless -allow-remote is given.
+The soft file-descriptor limit is raised to the hard limit at start.
+
+Flags:
+`
+
+// run parses args, runs the benchmark and prints the result: a human
+// summary on stdout, or with -json the summary on stderr and one JSON line
+// on stdout.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := DefaultConfig()
+	var asJSON, quiet bool
+	fs := flag.NewFlagSet("chatbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageHead)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&cfg.URL, "url", cfg.URL, "server base `URL` (ws:// or wss://), e.g. ws://127.0.0.1:8001")
+	fs.StringVar(&cfg.Path, "path", cfg.Path, "WebSocket path `template`; %s is replaced by the room name, e.g. /ws/chat/%s/")
+	fs.StringVar(&cfg.RoomPrefix, "room-prefix", "", "room names are `PREFIX`0, PREFIX1, ...; default cb<run-id>r, fresh rooms every run (no history)")
+	fs.IntVar(&cfg.Rooms, "rooms", cfg.Rooms, "number of rooms, e.g. -rooms 100")
+	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "connections in total, spread evenly over the rooms (client i joins room i%rooms), e.g. -clients 2000")
+	fs.IntVar(&cfg.Senders, "senders", cfg.Senders, "senders per room (the first clients of each room; they receive too), e.g. -senders 2")
+	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "messages per second per sender, e.g. -rate 1000")
+	fs.IntVar(&cfg.Size, "size", cfg.Size, "message text size in `bytes` (header padded with x), e.g. -size 200")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measured sending time, or holding time with -idle, e.g. -duration 30s")
+	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "sending time before the measurement starts (counted for loss, not for latency or rate), e.g. -warmup 2s")
+	fs.DurationVar(&cfg.Tick, "tick", cfg.Tick, "smallest pacer interval; a faster sender writes several messages per tick, e.g. -tick 1ms")
+	fs.Float64Var(&cfg.ConnectRate, "connect-rate", 0, "new connections per second; 0 = as fast as -connect-workers allow, e.g. -connect-rate 2000")
+	fs.IntVar(&cfg.ConnectWorkers, "connect-workers", cfg.ConnectWorkers, "connections dialled in parallel, e.g. -connect-workers 16")
+	fs.StringVar(&cfg.Origin, "origin", "", "Origin header of the upgrade request; empty = none, e.g. -origin http://127.0.0.1:8000")
+	fs.BoolVar(&cfg.Idle, "idle", false, "only connect and hold the connections for -duration; report connect stats and server RSS per connection, e.g. -idle -clients 15000")
+	fs.IntVar(&cfg.PID, "pid", 0, "server `PID`: report its RSS (VmRSS, VmHWM) and CPU % from /proc, e.g. -pid $(pgrep -x chatd)")
+	fs.BoolVar(&asJSON, "json", false, "print one JSON result line on stdout (the summary goes to stderr), e.g. -json | jq .lat_p99_ms")
+	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow targets that are not loopback (127.0.0.0/8, ::1, localhost); only for servers you own")
+	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "longest wait after sending for in-flight messages (drain phase), e.g. -timeout 10s")
+	fs.StringVar(&cfg.Echo, "echo", cfg.Echo, "does the server send a message back to its sender: auto (yes if any sender got one of its own), true, false")
+	fs.BoolVar(&quiet, "q", false, "no progress line")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("chatbench: unexpected argument %q", fs.Arg(0))
+	}
+	cfg.Progress = !quiet
+
+	res, err := Run(ctx, cfg, stderr)
+	if res != nil {
+		summary := stdout
+		if asJSON {
+			summary = stderr
+		}
+		printSummary(summary, cfg, res)
+		if asJSON {
+			b, _ := json.Marshal(res)
+			fmt.Fprintf(stdout, "%s\n", b)
+		}
+	}
+	return err
+}
+
+// printSummary writes the human-readable result.
+func printSummary(w io.Writer, cfg Config, r *Result) {
+	fmt.Fprintf(w, "chatbench run %s -> %s\n", r.RunID, r.Target)
+	if r.Idle {
+		fmt.Fprintf(w, "  workload     idle: %d clients in %d rooms held %.0fs\n", r.Clients, r.Rooms, r.DurationS)
+	} else {
+		fmt.Fprintf(w, "  workload     %d rooms, %d clients, %d senders/room at %g msg/s, %d B, %.0fs (+%.0fs warmup), echo %v\n",
+			r.Rooms, r.Clients, r.SendersPerRoom, r.Rate, r.Size, r.DurationS, r.WarmupS, r.Echo)
+	}
+	fmt.Fprintf(w, "  connections  ok %d  failed %d  dropped %d  connect p50 %.2fms p99 %.2fms max %.2fms  rate %.0f/s\n",
+		r.ConnsOK, r.ConnsFailed, r.ConnsDropped, r.ConnectP50, r.ConnectP99, r.ConnectMax, r.ConnectRate)
+	for _, e := range r.ConnectErrors {
+		fmt.Fprintf(w, "               connect error: %s\n", e)
+	}
+	for _, e := range r.DropReasons {
+		fmt.Fprintf(w, "               dropped: %s\n", e)
+	}
+	if !r.Idle {
+		fmt.Fprintf(w, "  messages     sent %d  expected %d  received %d  lost %d  dup %d  out-of-order %d  wrong-room %d  (send errors %d, other runs %d, other frames %d)\n",
+			r.Sent, r.Expected, r.Received, r.Lost, r.Duplicates, r.OutOfOrder, r.WrongRoom, r.SendErrors, r.Foreign, r.OtherFrames)
+		fmt.Fprintf(w, "  throughput   delivered %.0f/s  (offered %.0f/s)\n", r.DeliveredPerS, r.OfferedPerS)
+		fmt.Fprintf(w, "  latency      p50 %.3fms  p90 %.3fms  p99 %.3fms  p99.9 %.3fms  max %.3fms  mean %.3fms  (%d samples)\n",
+			r.LatP50, r.LatP90, r.LatP99, r.LatP999, r.LatMax, r.LatMean, r.LatN)
+	}
+	if r.ServerPID > 0 {
+		fmt.Fprintf(w, "  server       pid %d  cpu %.1f%%  rss %s (start %s, peak %s)",
+			r.ServerPID, r.ServerCPU, kib(r.ServerRSSEnd), kib(r.ServerRSSStart), kib(r.ServerRSSPeak))
+		if r.Idle {
+			fmt.Fprintf(w, "  %.2f KiB/conn", r.ServerRSSPerConn)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "  chatbench    cpu %.1f%% of one core (%d cores on this machine; fd limit %d)\n", r.BenchCPU, r.CPUs, r.FDLimit)
+	for _, s := range r.Warnings {
+		fmt.Fprintf(w, "  WARNING: %s\n", s)
+	}
+}
+
+func kib(k int64) string {
+	if k >= 1024 {
+		return fmt.Sprintf("%.1f MiB", float64(k)/1024)
+	}
+	return fmt.Sprintf("%d KiB", k)
+}
