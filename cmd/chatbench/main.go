@@ -118,9 +118,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func printSummary(w io.Writer, cfg Config, r *Result) {
 	fmt.Fprintf(w, "chatbench run %s -> %s\n", r.RunID, r.Target)
 	if r.Idle {
-		fmt.Fprintf(w, "  workload     idle: %d clients in %d rooms held %.0fs\n", r.Clients, r.Rooms, r.DurationS)
+		fmt.Fprintf(w, "  workload     idle: %d clients in %d rooms held %gs\n", r.Clients, r.Rooms, r.DurationS)
 	} else {
-		fmt.Fprintf(w, "  workload     %d rooms, %d clients, %d senders/room at %g msg/s, %d B, %.0fs (+%.0fs warmup), echo %v\n",
+		fmt.Fprintf(w, "  workload     %d rooms, %d clients, %d senders/room at %g msg/s, %d B, %gs (+%gs warmup), echo %v\n",
 			r.Rooms, r.Clients, r.SendersPerRoom, r.Rate, r.Size, r.DurationS, r.WarmupS, r.Echo)
 	}
 	fmt.Fprintf(w, "  connections  ok %d  failed %d  dropped %d  connect p50 %.2fms p99 %.2fms max %.2fms  rate %.0f/s\n",
