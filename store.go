@@ -1,0 +1,253 @@
+package chat
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits on stored text, counted in characters (runes).
+const (
+	MaxUsernameLen    = 150 // as Django's auth.User.username
+	MaxDisplayNameLen = 150
+	MaxCourseTitleLen = 200
+)
+
+// Course is a class with a chat room that only its owner and its enrolled
+// students may enter.
+type Course struct {
+	ID            int64
+	Title         string
+	OwnerID       int64
+	OwnerUsername string // filled in by the store on reads and on CreateCourse
+	CreatedAt     time.Time
+}
+
+// Session is a server-side login session. The store keeps only a SHA-256 hash
+// of Token, so Token is known only to the caller of CreateSession (which puts
+// it in a cookie); sessions read back from the store have an empty Token.
+type Session struct {
+	ID        int64  // not secret: names the session in logs and socket groups
+	Token     string // the secret; set only on the value CreateSession returns
+	UserID    int64
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// Store keeps accounts, sessions and courses. The sqlite and postgres
+// packages implement it; storetest.Run checks that they behave the same.
+//
+// Every method is safe for concurrent use. Errors that a user can cause are
+// *Error values: EINVALID for bad input, ENOTFOUND for a missing user, course
+// or session, ECONFLICT for duplicates. Any other error (the database is
+// unreachable, a bug) is internal and must not be shown to users.
+//
+// Times are UTC with microsecond precision, taken from the chatd process's
+// clock, not the database's, so both implementations agree.
+type Store interface {
+	// CreateUser adds an account and sets u.ID. The username must pass
+	// ValidateUsername and be unique regardless of case (ECONFLICT
+	// otherwise); its spelling is kept as given. passwordHash is an encoded
+	// hash from the password package and must not be empty.
+	CreateUser(ctx context.Context, u *User, passwordHash string) error
+
+	// UserByID returns the account with id, or ENOTFOUND.
+	UserByID(ctx context.Context, id int64) (*User, error)
+
+	// UserByUsername returns the account whose username matches username
+	// regardless of case, or ENOTFOUND.
+	UserByUsername(ctx context.Context, username string) (*User, error)
+
+	// ListUsers returns every account ordered by username (compared case
+	// insensitively, then by id).
+	ListUsers(ctx context.Context) ([]*User, error)
+
+	// UserPasswordHash returns the account matching username regardless of
+	// case together with its password hash, or ENOTFOUND. Login uses it; when
+	// the user does not exist the caller should still spend the time of a
+	// verification (password.VerifyDummy).
+	UserPasswordHash(ctx context.Context, username string) (*User, string, error)
+
+	// SetPassword replaces the password hash of the account with userID
+	// (ENOTFOUND if there is none). It does not end the user's sessions: call
+	// DeleteUserSessions for that.
+	SetPassword(ctx context.Context, userID int64, passwordHash string) error
+
+	// DeleteUser removes an account with its sessions and enrollments. It
+	// fails with ECONFLICT while the user owns courses, and with ENOTFOUND if
+	// there is no such user.
+	DeleteUser(ctx context.Context, id int64) error
+
+	// CreateSession starts a session for userID that lasts ttl (which must be
+	// positive). It returns the session with its secret Token: 32 random bytes
+	// in unpadded URL-safe base64. Only the token's SHA-256 hash is stored.
+	// ENOTFOUND if the user does not exist.
+	CreateSession(ctx context.Context, userID int64, ttl time.Duration) (*Session, error)
+
+	// SessionUser returns the session identified by token and its user. A
+	// token that is unknown, deleted or expired gives ENOTFOUND. The returned
+	// session's Token is empty.
+	SessionUser(ctx context.Context, token string) (*User, *Session, error)
+
+	// DeleteSession ends the session identified by token. Ending a session
+	// that does not exist (logging out twice) is not an error.
+	DeleteSession(ctx context.Context, token string) error
+
+	// DeleteUserSessions ends every session of userID ("log out everywhere").
+	// A user without sessions, or no such user, is not an error.
+	DeleteUserSessions(ctx context.Context, userID int64) error
+
+	// DeleteExpiredSessions removes expired sessions and reports how many. The
+	// server calls it from time to time; SessionUser never returns an expired
+	// session either way.
+	DeleteExpiredSessions(ctx context.Context) (int, error)
+
+	// CreateCourse adds a course owned by c.OwnerID and sets c.ID,
+	// c.CreatedAt and c.OwnerUsername. The title is trimmed of surrounding
+	// space and must pass ValidateCourseTitle; titles need not be unique.
+	// ENOTFOUND if the owner does not exist.
+	CreateCourse(ctx context.Context, c *Course) error
+
+	// CourseByID returns the course with id, or ENOTFOUND.
+	CourseByID(ctx context.Context, id int64) (*Course, error)
+
+	// ListCourses returns every course ordered by id.
+	ListCourses(ctx context.Context) ([]*Course, error)
+
+	// CoursesForUser returns the courses userID owns or is enrolled in,
+	// ordered by id. An unknown user has none.
+	CoursesForUser(ctx context.Context, userID int64) ([]*Course, error)
+
+	// DeleteCourse removes a course and its enrollments (and, once chat
+	// messages are stored, its room's messages). ENOTFOUND if there is none.
+	DeleteCourse(ctx context.Context, id int64) error
+
+	// Enroll makes userID a student of courseID. ENOTFOUND if either does
+	// not exist, ECONFLICT if the user is already enrolled. The owner may be
+	// enrolled too, though owning a course already lets them in.
+	Enroll(ctx context.Context, courseID, userID int64) error
+
+	// Unenroll removes userID from courseID's students, or returns ENOTFOUND
+	// if they were not enrolled (or the course does not exist). Closing the
+	// user's open sockets in the course room is the caller's job.
+	Unenroll(ctx context.Context, courseID, userID int64) error
+
+	// CourseMembers returns the students enrolled in courseID ordered by
+	// username, not including the owner unless enrolled. ENOTFOUND if the
+	// course does not exist.
+	CourseMembers(ctx context.Context, courseID int64) ([]*User, error)
+
+	// CanEnterCourse reports whether userID may enter courseID's chat room:
+	// true for its owner and its enrolled students. ENOTFOUND if the course
+	// does not exist; an unknown or guest user (id 0) simply may not enter.
+	CanEnterCourse(ctx context.Context, courseID, userID int64) (bool, error)
+
+	// Close releases the store's connections. No method may be called after.
+	Close() error
+}
+
+// ValidateUsername returns an EINVALID *Error unless name is a valid
+// username: 1 to MaxUsernameLen characters, each a letter, a digit or one of
+// "@.+-_" (Django's rule), and not made only of dots, so that a username in a
+// URL path can never read as "." or "..".
+func ValidateUsername(name string) error {
+	n := utf8.RuneCountInString(name)
+	switch {
+	case !utf8.ValidString(name):
+		return Errorf(EINVALID, "username is not valid UTF-8")
+	case n == 0:
+		return Errorf(EINVALID, "username is required")
+	case n > MaxUsernameLen:
+		return Errorf(EINVALID, "username is longer than %d characters", MaxUsernameLen)
+	case strings.Trim(name, ".") == "":
+		return Errorf(EINVALID, "username cannot be only dots")
+	}
+	for _, r := range name {
+		switch {
+		case strings.ContainsRune("@.+-_", r):
+		case unicode.IsLetter(r), unicode.IsDigit(r):
+		default:
+			return Errorf(EINVALID, "username %q may contain only letters, digits and @ . + - _", name)
+		}
+	}
+	return nil
+}
+
+// UsernameKey returns the case-folded form of a username under which it is
+// unique: two usernames name the same account when their keys are equal.
+// Every rune is replaced by the lower case of the smallest rune in its Unicode
+// simple case folding orbit, so "ALICE" and "alice" share a key, and so do
+// runes that folding treats as equal, such as the Kelvin sign and "k" or the
+// long "ſ" and "s".
+func UsernameKey(name string) string {
+	var b strings.Builder
+	b.Grow(len(name))
+	for _, r := range name {
+		m := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			m = min(m, f)
+		}
+		b.WriteRune(unicode.ToLower(m))
+	}
+	return b.String()
+}
+
+// ValidateDisplayName returns an EINVALID *Error unless name is valid UTF-8
+// without control characters and at most MaxDisplayNameLen characters long.
+// An empty display name is allowed: show the username instead.
+func ValidateDisplayName(name string) error {
+	return validateText("display name", name, 0, MaxDisplayNameLen)
+}
+
+// ValidateCourseTitle returns an EINVALID *Error unless title is valid UTF-8
+// without control characters, 1 to MaxCourseTitleLen characters long and not
+// only spaces.
+func ValidateCourseTitle(title string) error {
+	if strings.TrimSpace(title) == "" {
+		return Errorf(EINVALID, "course title is required")
+	}
+	return validateText("course title", title, 1, MaxCourseTitleLen)
+}
+
+func validateText(what, s string, minLen, maxLen int) error {
+	if !utf8.ValidString(s) {
+		return Errorf(EINVALID, "%s is not valid UTF-8", what)
+	}
+	n := utf8.RuneCountInString(s)
+	if n < minLen {
+		return Errorf(EINVALID, "%s is required", what)
+	}
+	if n > maxLen {
+		return Errorf(EINVALID, "%s is longer than %d characters", what, maxLen)
+	}
+	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return Errorf(EINVALID, "%s contains control characters", what)
+	}
+	return nil
+}
+
+// NewSessionToken returns a new random session token (32 bytes from
+// crypto/rand in unpadded URL-safe base64) and its hash as HashSessionToken
+// computes it. Stores use it in CreateSession.
+func NewSessionToken() (token string, hash []byte, err error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", nil, fmt.Errorf("chat: session token: %w", err)
+	}
+	token = base64.RawURLEncoding.EncodeToString(b[:])
+	return token, HashSessionToken(token), nil
+}
+
+// HashSessionToken returns the SHA-256 hash of token, which is what stores
+// keep instead of the token. A fast hash is enough: the token is 256 random
+// bits, so it cannot be guessed from its hash.
+func HashSessionToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
