@@ -40,6 +40,7 @@ type Config struct {
 	Timeout        time.Duration // longest drain wait for in-flight messages
 	Echo           string        // auto, true or false: does the server echo to the sender
 	Progress       bool          // progress line every second
+	ReadBuffer     int           // read buffer bytes per connection
 }
 
 // DefaultConfig returns the flag defaults.
@@ -59,6 +60,7 @@ func DefaultConfig() Config {
 		Timeout:        5 * time.Second,
 		Echo:           "auto",
 		Progress:       true,
+		ReadBuffer:     16 << 10,
 	}
 }
 
@@ -373,6 +375,7 @@ func connectAll(ctx context.Context, cfg Config, clients []*client, urlFor func(
 					Addr:             urlFor(c.room),
 					RequestHeader:    header.Clone(),
 					HandshakeTimeout: 10 * time.Second,
+					ReadBufferSize:   cfg.ReadBuffer,
 				})
 				if err != nil {
 					if resp != nil {

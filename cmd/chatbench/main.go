@@ -20,6 +20,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -90,7 +91,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow targets that are not loopback (127.0.0.0/8, ::1, localhost); only for servers you own")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "longest wait after sending for in-flight messages (drain phase), e.g. -timeout 10s")
 	fs.StringVar(&cfg.Echo, "echo", cfg.Echo, "does the server send a message back to its sender: auto (yes if any sender got one of its own), true, false")
+	fs.IntVar(&cfg.ReadBuffer, "read-buffer", cfg.ReadBuffer, "read buffer `bytes` per connection; larger means fewer read syscalls under load, more memory, e.g. -read-buffer 65536")
 	fs.BoolVar(&quiet, "q", false, "no progress line")
+	cpuProfile := fs.String("cpuprofile", "", "write chatbench's own CPU profile to `file`, e.g. -cpuprofile /tmp/bench.pprof")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -98,6 +101,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("chatbench: unexpected argument %q", fs.Arg(0))
 	}
 	cfg.Progress = !quiet
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("chatbench: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("chatbench: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	res, err := Run(ctx, cfg, stderr)
 	if res != nil {
