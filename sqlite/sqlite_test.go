@@ -1,0 +1,218 @@
+package sqlite_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	chat "github.com/chatd/chat"
+	"github.com/chatd/chat/sqlite"
+	"github.com/chatd/chat/storetest"
+)
+
+func open(t *testing.T, path string) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) chat.Store {
+		return open(t, filepath.Join(t.TempDir(), "chatd.db"))
+	})
+}
+
+// rawDB opens the database file directly, the way an operator's sqlite3
+// shell would.
+func rawDB(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestOpenSetsUpConnection(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "chatd.db")
+	s := open(t, path)
+	ctx := t.Context()
+	v, err := s.SchemaVersion(ctx)
+	if err != nil || v != sqlite.KnownSchemaVersion() || v < 1 {
+		t.Fatalf("SchemaVersion = %d, %v; want %d", v, err, sqlite.KnownSchemaVersion())
+	}
+	var mode string
+	if err := rawDB(t, path).QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Fatalf("journal_mode = %q, %v; want wal", mode, err)
+	}
+	if s.Path() != path {
+		t.Fatalf("Path = %q", s.Path())
+	}
+}
+
+func TestMigrateIsIdempotent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "chatd.db")
+	s := open(t, path)
+	ctx := t.Context()
+	u := &chat.User{Username: "alice"}
+	if err := s.CreateUser(ctx, u, "h"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate on an up-to-date database: %v", err)
+	}
+	s.Close()
+	// Reopening keeps the data and the version.
+	s2 := open(t, path)
+	if _, err := s2.UserByUsername(ctx, "alice"); err != nil {
+		t.Fatalf("after reopen: %v", err)
+	}
+	var n int
+	if err := rawDB(t, path).QueryRowContext(ctx, "SELECT count(*) FROM schema_version").Scan(&n); err != nil || n != sqlite.KnownSchemaVersion() {
+		t.Fatalf("schema_version has %d rows, %v; want one per migration", n, err)
+	}
+}
+
+func TestRefusesNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "chatd.db")
+	s := open(t, path)
+	s.Close()
+	db := rawDB(t, path)
+	if _, err := db.Exec("INSERT INTO schema_version (version, applied_at) VALUES (7, 0)"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	_, err := sqlite.Open(t.Context(), path)
+	if err == nil {
+		t.Fatal("Open of a database newer than the binary succeeded")
+	}
+	want := "sqlite: database schema version 7 is newer than this chatd (knows " +
+		string(rune('0'+sqlite.KnownSchemaVersion())) + "); upgrade chatd"
+	if err.Error() != want {
+		t.Fatalf("error = %q, want %q", err, want)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	for _, path := range []string{"", filepath.Join(dir, "a?b.db"), "file:x.db", filepath.Join(dir, "missing", "dir", "chatd.db")} {
+		if s, err := sqlite.Open(ctx, path); err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded", path)
+		} else if !strings.HasPrefix(err.Error(), "sqlite: ") {
+			t.Errorf("Open(%q) error %q lacks the package prefix", path, err)
+		}
+	}
+	// A file that is not a database.
+	junk := filepath.Join(dir, "junk.db")
+	if err := os.WriteFile(junk, bytes.Repeat([]byte("not a database "), 100), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := sqlite.Open(ctx, junk); err == nil {
+		s.Close()
+		t.Error("Open of a junk file succeeded")
+	}
+	// A cancelled context.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if s, err := sqlite.Open(cctx, filepath.Join(dir, "c.db")); err == nil {
+		s.Close()
+		t.Error("Open with a cancelled context succeeded")
+	}
+}
+
+// TestTokenNotStored checks that the database holds the token's SHA-256 hash
+// and nothing from which the token could be read.
+func TestTokenNotStored(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "chatd.db")
+	s := open(t, path)
+	ctx := t.Context()
+	u := &chat.User{Username: "alice"}
+	if err := s.CreateUser(ctx, u, "h"); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := s.CreateSession(ctx, u.ID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored []byte
+	if err := rawDB(t, path).QueryRowContext(ctx, "SELECT token_hash FROM sessions WHERE id = ?", sess.ID).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(stored, chat.HashSessionToken(sess.Token)) {
+		t.Fatalf("token_hash = %x, want SHA-256 of the token", stored)
+	}
+	s.Close()
+	for _, name := range []string{path, path + "-wal"} {
+		b, err := os.ReadFile(name)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(sess.Token)) {
+			t.Fatalf("%s contains the session token", name)
+		}
+	}
+}
+
+// TestConcurrentReadersAndWriters runs reads and writes on one store from
+// many goroutines; with -race it also checks the Store's own locking.
+func TestConcurrentReadersAndWriters(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "chatd.db"))
+	ctx := t.Context()
+	owner := &chat.User{Username: "owner"}
+	if err := s.CreateUser(ctx, owner, "h"); err != nil {
+		t.Fatal(err)
+	}
+	c := &chat.Course{Title: "C", OwnerID: owner.ID}
+	if err := s.CreateCourse(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 64)
+	done := make(chan struct{})
+	for i := range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for j := range 20 {
+				u := &chat.User{Username: "u" + string(rune('a'+i)) + string(rune('a'+j))}
+				if err := s.CreateUser(ctx, u, "h"); err != nil {
+					errs <- err
+					return
+				}
+				if err := s.Enroll(ctx, c.ID, u.ID); err != nil {
+					errs <- err
+					return
+				}
+				if ok, err := s.CanEnterCourse(ctx, c.ID, u.ID); err != nil || !ok {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for range 8 {
+		<-done
+	}
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	members, err := s.CourseMembers(ctx, c.ID)
+	if err != nil || len(members) != 160 {
+		t.Fatalf("CourseMembers = %d, %v; want 160", len(members), err)
+	}
+}
