@@ -1,0 +1,204 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/chatd/chat/web"
+)
+
+// config is chatd's configuration: flags override environment variables,
+// which override the defaults. It is passed down as values; no package
+// keeps global configuration.
+type config struct {
+	Addr         string
+	Environment  string // development | production
+	AllowedHosts string
+	Echo         bool
+	ReadLimit    int
+	SendQueue    int
+	PingInterval time.Duration
+	PongTimeout  time.Duration
+	RateLimit    float64
+	DrainTimeout time.Duration
+	LogLevel     string
+	LogFormat    string
+	DataDir      string
+	DatabaseURL  string
+	ChannelLayer string
+	RedisURL     string
+
+	hosts *web.Hosts // parsed AllowedHosts, defaulted for development
+}
+
+func (c *config) production() bool { return c.Environment == "production" }
+
+// envFlags binds flags whose defaults come from environment variables, and
+// remembers every bad environment value to report them all at once.
+type envFlags struct {
+	fs     *flag.FlagSet
+	getenv func(string) string
+	errs   []string
+}
+
+func (e *envFlags) env(name, def string) string {
+	if v := strings.TrimSpace(e.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (e *envFlags) String(p *string, flagName, envName, def, usage string) {
+	e.fs.StringVar(p, flagName, e.env(envName, def), usage+" ("+envName+")")
+}
+
+func (e *envFlags) Int(p *int, flagName, envName string, def int, usage string) {
+	v, err := strconv.Atoi(e.env(envName, strconv.Itoa(def)))
+	if err != nil {
+		e.errs = append(e.errs, envName+" must be an integer")
+	}
+	e.fs.IntVar(p, flagName, v, usage+" ("+envName+")")
+}
+
+func (e *envFlags) Float(p *float64, flagName, envName string, def float64, usage string) {
+	v, err := strconv.ParseFloat(e.env(envName, strconv.FormatFloat(def, 'g', -1, 64)), 64)
+	if err != nil {
+		e.errs = append(e.errs, envName+" must be a number")
+	}
+	e.fs.Float64Var(p, flagName, v, usage+" ("+envName+")")
+}
+
+func (e *envFlags) Bool(p *bool, flagName, envName string, def bool, usage string) {
+	v, err := strconv.ParseBool(e.env(envName, strconv.FormatBool(def)))
+	if err != nil {
+		e.errs = append(e.errs, envName+" must be true or false")
+	}
+	e.fs.BoolVar(p, flagName, v, usage+" ("+envName+")")
+}
+
+func (e *envFlags) Duration(p *time.Duration, flagName, envName string, def time.Duration, usage string) {
+	v, err := time.ParseDuration(e.env(envName, def.String()))
+	if err != nil {
+		e.errs = append(e.errs, envName+" must be a duration such as 10s")
+	}
+	e.fs.DurationVar(p, flagName, v, usage+" ("+envName+")")
+}
+
+// parseConfig reads the serve command's flags and environment.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("chatd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	e := &envFlags{fs: fs, getenv: getenv}
+
+	e.String(&c.Environment, "environment", "ENVIRONMENT", "development", "development or production; production requires ALLOWED_HOSTS, binds all interfaces for PORT and sets Secure cookies")
+	env := e.env("ENVIRONMENT", "development")
+	defAddr := "127.0.0.1:8000"
+	if port := e.env("PORT", ""); port != "" {
+		host := "127.0.0.1"
+		if env == "production" {
+			host = "0.0.0.0"
+		}
+		defAddr = host + ":" + port
+	}
+	e.String(&c.Addr, "addr", "ADDR", defAddr, "address to listen on; PORT alone means 127.0.0.1:PORT in development and 0.0.0.0:PORT in production")
+	e.String(&c.AllowedHosts, "allowed-hosts", "ALLOWED_HOSTS", "", "comma-separated hosts and origins allowed, as in Django: '*', 'example.com', '.example.com', 'https://example.com'; empty in development means localhost only")
+	e.Bool(&c.Echo, "echo", "ECHO", true, "send each message back to its sender too (a connection may override with ?echo=0)")
+	e.Int(&c.ReadLimit, "read-limit", "READ_LIMIT", 64<<10, "largest WebSocket frame a client may send, in bytes (close 1009 above it)")
+	e.Int(&c.SendQueue, "send-queue", "SEND_QUEUE_BYTES", 1<<20, "bytes queued for one slow client before it is disconnected (close 1008)")
+	e.Duration(&c.PingInterval, "ping-interval", "PING_INTERVAL", 25*time.Second, "how often the server pings each client")
+	e.Duration(&c.PongTimeout, "pong-timeout", "PONG_TIMEOUT", 20*time.Second, "a client silent this long after a ping is disconnected")
+	e.Float(&c.RateLimit, "rate-limit", "RATE_LIMIT", 50, "messages per second one connection may send (bursts of twice that); 0 disables the limit")
+	e.Duration(&c.DrainTimeout, "drain-timeout", "DRAIN_TIMEOUT", 10*time.Second, "on SIGTERM, how long to wait for connections to close before cutting them")
+	e.String(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
+	e.String(&c.LogFormat, "log-format", "LOG_FORMAT", "text", "text or json")
+	e.String(&c.DataDir, "data-dir", "DATA_DIR", "data", "directory of the SQLite database (when DATABASE_URL is empty)")
+	e.String(&c.DatabaseURL, "database-url", "DATABASE_URL", "", "postgres://... to use PostgreSQL instead of SQLite")
+	e.String(&c.ChannelLayer, "channel-layer", "CHANNEL_LAYER", "memory", "memory (one process) or redis (many processes)")
+	e.String(&c.RedisURL, "redis-url", "REDIS_URL", "", "Redis address for the redis layer; IP_REDIS and PORT_REDIS also work")
+	fs.Usage = func() { usage(fs, stderr) }
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (see chatd -h)", fs.Arg(0))
+	}
+	if len(e.errs) > 0 {
+		return nil, fmt.Errorf("bad environment: %s", strings.Join(e.errs, "; "))
+	}
+	return c, c.validate()
+}
+
+// validate checks values and fills derived fields.
+func (c *config) validate() error {
+	switch c.Environment {
+	case "development", "production":
+	default:
+		return fmt.Errorf("ENVIRONMENT must be development or production, not %q", c.Environment)
+	}
+	hosts, err := web.ParseHosts(c.AllowedHosts)
+	if err != nil {
+		return err
+	}
+	if hosts.Empty() {
+		if c.production() {
+			return fmt.Errorf("ALLOWED_HOSTS must be set in production (for example ALLOWED_HOSTS=chat.example.com)")
+		}
+		hosts = web.DevelopmentHosts()
+	}
+	c.hosts = hosts
+	switch {
+	case c.ReadLimit < 256:
+		return fmt.Errorf("read limit must be at least 256 bytes")
+	case c.SendQueue < 4096:
+		return fmt.Errorf("send queue must be at least 4096 bytes")
+	case c.PingInterval < 100*time.Millisecond || c.PongTimeout < 100*time.Millisecond:
+		return fmt.Errorf("ping interval and pong timeout must be at least 100ms")
+	case c.RateLimit < 0:
+		return fmt.Errorf("rate limit must not be negative")
+	case c.DrainTimeout < 0:
+		return fmt.Errorf("drain timeout must not be negative")
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return fmt.Errorf("LOG_LEVEL must be debug, info, warn or error, not %q", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("LOG_FORMAT must be text or json, not %q", c.LogFormat)
+	}
+	return nil
+}
+
+func (c *config) logger(w io.Writer) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(c.LogLevel))
+	opts := &slog.HandlerOptions{Level: lv}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func usage(fs *flag.FlagSet, w io.Writer) {
+	fmt.Fprint(w, `chatd: a real-time chat server (the Django Channels chat tutorials, in Go)
+
+Usage:
+  chatd [serve] [flags]        run the server (the default)
+  chatd layer check            send a message through the channel layer and back
+  chatd migrate                create or upgrade the database schema
+  chatd createuser|createcourse|enroll|unenroll|listusers|listcourses|members ...
+                               manage accounts and courses (each takes -h)
+  chatd version                print the version
+
+Every flag can also be set by the environment variable named in brackets;
+a flag given on the command line wins.
+
+Flags:
+`)
+	fs.PrintDefaults()
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"syscall"
+	"time"
+
+	"github.com/chatd/chat/memory"
+	"github.com/chatd/chat/web"
+	"github.com/chatd/chat/ws"
+)
+
+func dispatch(ctx context.Context, cmd string, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	switch cmd {
+	case "serve":
+		cfg, err := parseConfig(args, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return serve(ctx, cfg, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "chatd", version)
+		return nil
+	default:
+		return fmt.Errorf("unknown command %q (see chatd -h)", cmd)
+	}
+}
+
+// serve runs the server until ctx is cancelled, then drains: it stops
+// accepting, closes every WebSocket with 1001 after what is queued, and
+// returns once all are closed or DrainTimeout has passed.
+func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
+	log := cfg.logger(stderr)
+	raiseFileLimit(log)
+
+	hub := ws.NewHub(ws.Config{
+		ReadLimit:      cfg.ReadLimit,
+		SendQueueBytes: cfg.SendQueue,
+		PingInterval:   cfg.PingInterval,
+		PongTimeout:    cfg.PongTimeout,
+		Echo:           cfg.Echo,
+		RateLimit:      cfg.RateLimit,
+		Logger:         log,
+	})
+	layer := memory.New(hub.Receive)
+	defer layer.Close()
+	if err := hub.Start(ctx, layer); err != nil {
+		return err
+	}
+	srv, err := web.NewServer(web.Config{
+		Production: cfg.production(),
+		Hosts:      cfg.hosts,
+		Logger:     log,
+		Version:    version,
+	}, hub)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	httpSrv := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("chatd starting", "version", version, "addr", ln.Addr().String(), "environment", cfg.Environment, "layer", cfg.ChannelLayer)
+	fmt.Fprintf(stdout, "chatd listening on http://%s/chat/\n", ln.Addr())
+
+	errc := make(chan error, 1)
+	go func() { errc <- httpSrv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	log.Info("chatd shutting down", "drain_timeout", cfg.DrainTimeout)
+	drain, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- httpSrv.Shutdown(drain) }()
+	hubErr := hub.Shutdown(drain)
+	httpErr := <-done
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("serve ended", "err", err)
+	}
+	if hubErr != nil || httpErr != nil {
+		log.Warn("drain timed out; remaining connections were cut", "hub", hubErr, "http", httpErr)
+	}
+	log.Info("chatd stopped")
+	return nil
+}
+
+// raiseFileLimit lifts the soft limit on open files to the hard limit: each
+// WebSocket is a file descriptor.
+func raiseFileLimit(log *slog.Logger) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur >= lim.Max {
+		return
+	}
+	old := lim.Cur
+	lim.Cur = lim.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil {
+		log.Debug("raised open-file limit", "from", old, "to", lim.Max)
+	}
+}

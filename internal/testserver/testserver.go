@@ -1,0 +1,166 @@
+// Package testserver builds the real chatd binary once per test process and
+// runs it as a separate process, for end-to-end tests that need several
+// servers (a shared Redis layer) or a server outside the test's own process
+// (load tests, signal handling).
+package testserver
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary returns the path of a chatd binary built from this checkout.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "chatd-testserver-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "chatd")
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(file), "..", "..")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/chatd")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/chatd: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// Server is a running chatd process.
+type Server struct {
+	URL  string // http://127.0.0.1:PORT
+	Addr string // 127.0.0.1:PORT
+	Cmd  *exec.Cmd
+
+	mu     sync.Mutex
+	stderr bytes.Buffer // guarded by mu
+	exited chan struct{}
+	err    error // Wait's result, set before exited closes
+}
+
+// Start runs chatd with args (the listen address defaults to 127.0.0.1:0)
+// and env (KEY=VALUE, added to a minimal environment), waits until it
+// listens, and stops it when the test ends.
+func Start(t testing.TB, args []string, env ...string) *Server {
+	t.Helper()
+	bin := Binary(t)
+	hasAddr := false
+	for _, a := range args {
+		if a == "-addr" || strings.HasPrefix(a, "-addr=") || a == "--addr" {
+			hasAddr = true
+		}
+	}
+	if !hasAddr {
+		args = append([]string{"-addr", "127.0.0.1:0"}, args...)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "DATA_DIR=" + t.TempDir()}, env...)
+	s := &Server{Cmd: cmd, exited: make(chan struct{})}
+	cmd.Stderr = lockedWriter{s}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			if rest, ok := strings.CutPrefix(line, "chatd listening on http://"); ok {
+				select {
+				case addr <- strings.TrimSuffix(rest, "/chat/"):
+				default:
+				}
+			}
+		}
+	}()
+	go func() { s.err = cmd.Wait(); close(s.exited) }()
+	t.Cleanup(func() { s.Stop(t) })
+	select {
+	case a := <-addr:
+		s.Addr, s.URL = a, "http://"+a
+	case <-s.exited:
+		t.Fatalf("chatd exited before listening: %v\n%s", s.err, s.Stderr())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("chatd did not listen within 30s\n%s", s.Stderr())
+	}
+	return s
+}
+
+type lockedWriter struct{ s *Server }
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	return w.s.stderr.Write(p)
+}
+
+// Stderr returns what the server logged so far.
+func (s *Server) Stderr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stderr.String()
+}
+
+// Signal sends sig to the server.
+func (s *Server) Signal(sig os.Signal) error { return s.Cmd.Process.Signal(sig) }
+
+// Wait waits (bounded) for the process to exit and returns its exit error.
+func (s *Server) Wait(t testing.TB, timeout time.Duration) error {
+	t.Helper()
+	select {
+	case <-s.exited:
+		return s.err
+	case <-time.After(timeout):
+		t.Fatalf("chatd did not exit within %v", timeout)
+		return nil
+	}
+}
+
+// Stop sends SIGTERM and waits for the exit, killing after 15 s. On a
+// failed test the server's log is printed.
+func (s *Server) Stop(t testing.TB) {
+	select {
+	case <-s.exited:
+	default:
+		_ = s.Cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exited:
+		case <-time.After(15 * time.Second):
+			_ = s.Cmd.Process.Kill()
+			<-s.exited
+		}
+	}
+	if t.Failed() {
+		t.Logf("chatd %s log:\n%s", s.Addr, s.Stderr())
+	}
+}
+
+// PID returns the server's process id.
+func (s *Server) PID() int { return s.Cmd.Process.Pid }

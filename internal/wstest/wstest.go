@@ -1,0 +1,235 @@
+// Package wstest is a synchronous WebSocket client for tests: dial, send,
+// take the next frame, wait for the close. It runs over real sockets (gws's
+// client); every wait is bounded by Timeout, a failure bound and never a
+// measurement.
+package wstest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lxzan/gws"
+)
+
+// Timeout bounds every wait for a frame or a close.
+var Timeout = 10 * time.Second
+
+// Client is one test WebSocket connection.
+type Client struct {
+	sock   *gws.Conn
+	frames chan []byte
+	done   chan struct{}
+
+	mu     sync.Mutex
+	code   uint16 // close code received (0: none); guarded by mu
+	reason string // guarded by mu
+	err    error  // why the read loop ended; guarded by mu
+}
+
+// Options for Dial.
+type Options struct {
+	Origin      string
+	Subprotocol string
+	Header      http.Header
+}
+
+// TryDial connects to url (ws://...) and returns the HTTP response of a
+// refused handshake as well as the error.
+func TryDial(url string, o Options) (*Client, *http.Response, error) {
+	h := http.Header{}
+	for k, v := range o.Header {
+		h[k] = v
+	}
+	if o.Origin != "" {
+		h.Set("Origin", o.Origin)
+	}
+	if o.Subprotocol != "" {
+		h.Set("Sec-WebSocket-Protocol", o.Subprotocol)
+	}
+	c := &Client{frames: make(chan []byte, 4096), done: make(chan struct{})}
+	sock, resp, err := gws.NewClient(handler{c}, &gws.ClientOption{
+		Addr:               url,
+		RequestHeader:      h,
+		HandshakeTimeout:   Timeout,
+		ReadMaxPayloadSize: 16 << 20,
+	})
+	if err != nil {
+		return nil, resp, err
+	}
+	c.sock = sock
+	go sock.ReadLoop()
+	return c, resp, nil
+}
+
+// Dial connects or fails the test.
+func Dial(t testing.TB, url string, o Options) *Client {
+	t.Helper()
+	c, resp, err := TryDial(url, o)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("dial %s: %v (HTTP %d)", url, err, status)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// Subprotocol returns the negotiated subprotocol.
+func (c *Client) Subprotocol() string { return c.sock.SubProtocol() }
+
+// Send sends v as a JSON text frame.
+func (c *Client) Send(t testing.TB, v any) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SendRaw(t, gws.OpcodeText, b)
+}
+
+// SendText sends s as a text frame as it is (it may be invalid JSON or UTF-8).
+func (c *Client) SendText(t testing.TB, s string) {
+	t.Helper()
+	c.SendRaw(t, gws.OpcodeText, []byte(s))
+}
+
+// SendRaw sends one frame of opcode.
+func (c *Client) SendRaw(t testing.TB, op gws.Opcode, b []byte) {
+	t.Helper()
+	if err := c.sock.WriteMessage(op, b); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+}
+
+// Frame is a decoded JSON frame.
+type Frame map[string]any
+
+// Str returns field k as a string ("" if absent or not a string).
+func (f Frame) Str(k string) string { s, _ := f[k].(string); return s }
+
+// NextRaw returns the next frame's bytes, or fails the test.
+func (c *Client) NextRaw(t testing.TB) []byte {
+	t.Helper()
+	select {
+	case b := <-c.frames:
+		return b
+	case <-c.done:
+		select {
+		case b := <-c.frames:
+			return b
+		default:
+		}
+		code, reason := c.closeInfo()
+		t.Fatalf("connection closed (code %d %q, %v) while waiting for a frame", code, reason, c.readErr())
+	case <-time.After(Timeout):
+		t.Fatalf("no frame within %v", Timeout)
+	}
+	return nil
+}
+
+// Next returns the next frame decoded as a JSON object.
+func (c *Client) Next(t testing.TB) Frame {
+	t.Helper()
+	b := c.NextRaw(t)
+	var f Frame
+	if err := json.Unmarshal(b, &f); err != nil {
+		t.Fatalf("frame is not a JSON object: %q: %v", b, err)
+	}
+	return f
+}
+
+// NextOfType skips frames until one of type typ arrives.
+func (c *Client) NextOfType(t testing.TB, typ string) Frame {
+	t.Helper()
+	for {
+		if f := c.Next(t); f.Str("type") == typ {
+			return f
+		}
+	}
+}
+
+// WaitClose waits until the server closes the connection and returns the
+// close code it sent (1006 if the connection ended without a close frame).
+func (c *Client) WaitClose(t testing.TB) (uint16, string) {
+	t.Helper()
+	select {
+	case <-c.done:
+	case <-time.After(Timeout):
+		t.Fatalf("connection not closed within %v", Timeout)
+	}
+	code, reason := c.closeInfo()
+	if code == 0 {
+		code = 1006
+	}
+	return code, reason
+}
+
+// Closed reports whether the connection has ended.
+func (c *Client) Closed() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close closes the connection (normal closure).
+func (c *Client) Close() {
+	_ = c.sock.WriteClose(1000, nil)
+	_ = c.sock.NetConn().Close()
+}
+
+func (c *Client) closeInfo() (uint16, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.code, c.reason
+}
+
+func (c *Client) readErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+type handler struct{ c *Client }
+
+func (h handler) OnOpen(*gws.Conn)             {}
+func (h handler) OnPing(s *gws.Conn, p []byte) { _ = s.WritePong(p) }
+func (h handler) OnPong(*gws.Conn, []byte)     {}
+func (h handler) OnMessage(_ *gws.Conn, m *gws.Message) {
+	b := append([]byte(nil), m.Bytes()...)
+	m.Close()
+	select {
+	case h.c.frames <- b:
+	default:
+		panic("wstest: more than 4096 unread frames")
+	}
+}
+
+func (h handler) OnClose(_ *gws.Conn, err error) {
+	h.c.mu.Lock()
+	var ce *gws.CloseError
+	if errors.As(err, &ce) {
+		h.c.code, h.c.reason = ce.Code, string(ce.Reason)
+	}
+	h.c.err = err
+	h.c.mu.Unlock()
+	close(h.c.done)
+}
+
+// WSURL turns an http:// base URL into ws:// and appends path.
+func WSURL(base, path string) string {
+	return "ws" + strings.TrimPrefix(base, "http") + path
+}
+
+// String describes the client for messages.
+func (c *Client) String() string { return fmt.Sprintf("wstest.Client(%s)", c.sock.RemoteAddr()) }

@@ -1,0 +1,163 @@
+package web
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	chat "github.com/chatd/chat"
+	"github.com/chatd/chat/ws"
+)
+
+// handleIndex shows the room picker. A no-JavaScript form submit arrives as
+// ?room=name and is redirected, or answered with the reason it is invalid.
+func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
+	data := map[string]any{"MaxLen": chat.MaxRoomNameLen}
+	if r.URL.Query().Has("room") {
+		name := strings.TrimSpace(r.URL.Query().Get("room"))
+		if chat.ValidRoomName(name) {
+			http.Redirect(w, r, roomPath(name), http.StatusFound)
+			return
+		}
+		data["Room"] = name
+		data["Error"] = roomNameRule
+		s.render(w, http.StatusBadRequest, "index.html", data)
+		return
+	}
+	s.render(w, http.StatusOK, "index.html", data)
+}
+
+const roomNameRule = "A room name is 1 to 100 characters: letters, digits, '_', '-' or '.' (not only dots)."
+
+func roomPath(name string) string {
+	return "/chat/" + pathEscape(name) + "/"
+}
+
+// handleRoom shows a public room's page.
+func (s *Server) handleRoom(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("room")
+	if !chat.ValidRoomName(name) {
+		s.errorPage(w, http.StatusNotFound, "No such room", roomNameRule)
+		return
+	}
+	s.render(w, http.StatusOK, "room.html", map[string]any{
+		"Room":       name,
+		"SocketPath": "/ws/chat/" + pathEscape(name) + "/",
+	})
+}
+
+// handlePublicSocket is the WebSocket of a public room.
+func (s *Server) handlePublicSocket(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("room")
+	if !s.checkUpgrade(w, r) {
+		return
+	}
+	if !chat.ValidRoomName(name) {
+		s.reject(w, r, http.StatusNotFound, "invalid room name: "+roomNameRule)
+		return
+	}
+	echo, ok := parseEcho(r)
+	if !ok {
+		s.reject(w, r, http.StatusBadRequest, "echo must be 1, 0, true or false")
+		return
+	}
+	s.hub.Accept(w, r, ws.JoinOptions{
+		Group: "chat:" + name,
+		Room:  name,
+		User:  guest(),
+		Echo:  echo,
+	})
+}
+
+// checkUpgrade answers requests that are not a WebSocket upgrade from an
+// allowed origin. It logs the handshake as Daphne does.
+func (s *Server) checkUpgrade(w http.ResponseWriter, r *http.Request) bool {
+	if !ws.IsUpgrade(r) {
+		w.Header().Set("Upgrade", "websocket")
+		http.Error(w, "400 Bad Request: this is a WebSocket endpoint; connect with a WebSocket client (Upgrade: websocket)", http.StatusBadRequest)
+		return false
+	}
+	s.log.Info("WebSocket HANDSHAKING", "path", r.URL.Path, "peer", r.RemoteAddr)
+	if origin := r.Header.Get("Origin"); origin != "" && !s.cfg.Hosts.AllowsOrigin(origin) {
+		s.reject(w, r, http.StatusForbidden, "origin "+origin+" is not allowed (ALLOWED_HOSTS)")
+		return false
+	}
+	return true
+}
+
+// reject refuses a WebSocket handshake before the upgrade.
+func (s *Server) reject(w http.ResponseWriter, r *http.Request, status int, reason string) {
+	s.log.Info("WebSocket REJECT", "path", r.URL.Path, "peer", r.RemoteAddr, "status", status, "reason", reason)
+	http.Error(w, http.StatusText(status)+": "+reason, status)
+}
+
+// parseEcho reads the per-connection echo option; nil means the default.
+func parseEcho(r *http.Request) (*bool, bool) {
+	if !r.URL.Query().Has("echo") {
+		return nil, true
+	}
+	var v bool
+	switch strings.ToLower(r.URL.Query().Get("echo")) {
+	case "1", "true", "yes", "on":
+		v = true
+	case "0", "false", "no", "off":
+		v = false
+	default:
+		return nil, false
+	}
+	return &v, true
+}
+
+// guest returns a new anonymous user.
+func guest() *chat.User {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	name := "guest-" + hex.EncodeToString(b[:])
+	return &chat.User{Username: name, DisplayName: name}
+}
+
+// handleHealth is the liveness check: 200 while the process serves.
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	s.writeHealth(w, http.StatusOK)
+}
+
+// handleReady is the readiness check: 503 while the channel layer is down
+// or the server is draining, so a load balancer sends no new clients.
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	status := http.StatusOK
+	if s.hub.LayerErr() != nil || s.hub.Closing() {
+		status = http.StatusServiceUnavailable
+	}
+	s.writeHealth(w, status)
+}
+
+func (s *Server) writeHealth(w http.ResponseWriter, status int) {
+	st := s.hub.Stats()
+	body := map[string]any{
+		"status":      "ok",
+		"layer":       "ok",
+		"connections": st.Connections,
+		"rooms":       st.Rooms,
+		"version":     s.cfg.Version,
+	}
+	if err := s.hub.LayerErr(); err != nil {
+		body["status"], body["layer"] = "degraded", err.Error()
+	}
+	if s.hub.Closing() {
+		body["status"] = "draining"
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/ws/") {
+		http.Error(w, "404 Not Found: no WebSocket endpoint at "+r.URL.Path, http.StatusNotFound)
+		return
+	}
+	s.errorPage(w, http.StatusNotFound, "Page not found", "There is nothing at "+r.URL.Path+".")
+}

@@ -1,0 +1,467 @@
+package ws
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	chat "github.com/chatd/chat"
+	"github.com/lxzan/gws"
+)
+
+// JoinOptions say who a new connection is and where it goes. The web layer
+// fills them from the URL and the session after authorising the request.
+type JoinOptions struct {
+	Group   string     // layer group of the room, e.g. "chat:lobby"
+	Room    string     // room name shown in frames
+	User    *chat.User // never nil
+	Session string     // opaque session id, so logout can close its sockets
+	Echo    *bool      // nil: the hub's default
+}
+
+// Conn is one WebSocket connection.
+//
+// Goroutines: gws's ReadLoop (the reader) runs the event handler for every
+// frame the client sends; at most one writer goroutine (writeLoop) exists at
+// a time and is started on demand when frames are queued, so an idle
+// connection costs no writer goroutine. The writer is the only one writing
+// data frames; gws itself writes only close frames, and all writes to the
+// socket are serialized by wmu (gws writes through lockedConn).
+type Conn struct {
+	hub     *Hub
+	id      uint64
+	group   string
+	room    *room // set on join
+	roomTag string
+	user    *chat.User
+	session string
+	v1      bool // negotiated chatd.v1
+	echo    bool
+	path    string
+	peer    string
+	start   time.Time
+	sock    *gws.Conn
+	raw     net.Conn // the hijacked connection; data writes go here under wmu
+
+	// idx is c's index in room.members; guarded by room.mu.
+	idx int
+
+	// lastRead is when the client last sent any frame (unix nanos).
+	lastRead atomic.Int64
+
+	// tokens and lastTok are the rate limiter's bucket; used only by the reader.
+	tokens  float64
+	lastTok time.Time
+
+	wmu sync.Mutex
+	// closeWritten is set once a close frame went out; no data may follow.
+	// Guarded by wmu.
+	closeWritten bool
+	// sentCode is the code of the close frame the server sent; guarded by wmu.
+	sentCode uint16
+
+	mu           sync.Mutex
+	queue        [][]byte // frames waiting for the writer; guarded by mu
+	spare        [][]byte // the writer's previous batch, reused; guarded by mu
+	queued       int      // bytes queued or being written; guarded by mu
+	writing      bool     // a writer goroutine is running; guarded by mu
+	closing      bool     // no more frames are accepted; guarded by mu
+	closePending bool     // the writer must send a close frame; guarded by mu
+	closeCode    uint16   // guarded by mu
+	closeReason  string   // guarded by mu
+}
+
+// Channel returns the connection's channel name, unique across processes:
+// SendTo(Channel()) reaches it wherever it lives.
+func (c *Conn) Channel() string { return fmt.Sprintf("%016x.%016x", c.hub.pid, c.id) }
+
+// session adapts gws's per-connection storage to hold only our *Conn, which
+// keeps gws from allocating a map for every connection.
+type session struct{ c *Conn }
+
+func (s *session) Len() int                     { return 1 }
+func (s *session) Load(string) (any, bool)      { return s.c, s.c != nil }
+func (s *session) Delete(string)                {}
+func (s *session) Store(string, any)            {}
+func (s *session) Range(func(string, any) bool) {}
+
+func connOf(sock *gws.Conn) *Conn { return sock.Session().(*session).c }
+
+// lockedConn is the net.Conn gws sees. Its writes (the handshake response
+// and close frames) are serialized with the writer's by c.wmu. Its Close
+// only half-closes: after a close frame the reader keeps reading, for at
+// most CloseGrace, so the client's close reply is consumed and the client
+// sees a clean close instead of a reset. The reader's exit closes the socket
+// for good.
+type lockedConn struct {
+	net.Conn
+	c *Conn
+}
+
+func (l *lockedConn) Write(p []byte) (int, error) {
+	l.c.wmu.Lock()
+	defer l.c.wmu.Unlock()
+	if l.c.closeWritten {
+		return 0, net.ErrClosed
+	}
+	if len(p) >= 2 && p[0]&0x0F == opClose {
+		l.c.closeWritten = true
+		if len(p) >= 4 && p[1]&0x7F >= 2 {
+			l.c.sentCode = uint16(p[2])<<8 | uint16(p[3])
+		}
+	}
+	_ = l.Conn.SetWriteDeadline(time.Now().Add(l.c.hub.cfg.WriteTimeout))
+	return l.Conn.Write(p)
+}
+
+func (l *lockedConn) Close() error {
+	l.c.stopWriting()
+	_ = l.Conn.SetReadDeadline(time.Now().Add(l.c.hub.cfg.CloseGrace))
+	if tcp, ok := l.Conn.(*net.TCPConn); ok {
+		return tcp.CloseWrite()
+	}
+	return nil
+}
+
+// Accept upgrades the request to a WebSocket, joins the room in opts and
+// serves the connection until it closes. The caller has already checked the
+// origin, the room and the user's right to enter; Accept writes the response
+// itself (101, or an error status before the upgrade).
+func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, opts JoinOptions) {
+	if h.Closing() {
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		http.Error(w, "websocket upgrade not supported on this connection", http.StatusInternalServerError)
+		return
+	}
+	c := &Conn{
+		hub:     h,
+		id:      h.nextID.Add(1),
+		group:   opts.Group,
+		roomTag: opts.Room,
+		user:    opts.User,
+		session: opts.Session,
+		echo:    h.cfg.Echo,
+		path:    r.URL.Path,
+		peer:    r.RemoteAddr,
+		start:   time.Now(),
+	}
+	if opts.Echo != nil {
+		c.echo = *opts.Echo
+	}
+	c.tokens = float64(h.cfg.RateBurst)
+	c.lastTok = c.start
+	c.lastRead.Store(c.start.UnixNano())
+
+	netConn, brw, err := hj.Hijack()
+	if err != nil {
+		h.log.Error("ws: hijack failed", "path", c.path, "peer", c.peer, "err", err)
+		return
+	}
+	c.raw = netConn
+	// net/http's buffered reader may hold bytes the client sent right after
+	// the request; only then is it kept (wrapped). Otherwise gws reads from
+	// a reader of ReadBufferSize. net/http's 4 KiB writer is dropped either
+	// way: chatd writes its own way.
+	var br *bufio.Reader
+	if brw.Reader.Buffered() > 0 {
+		br = bufio.NewReaderSize(brw.Reader, h.cfg.ReadBufferSize)
+	} else {
+		br = bufio.NewReaderSize(netConn, h.cfg.ReadBufferSize)
+	}
+	sock, err := h.upgrader.UpgradeFromConn(&lockedConn{Conn: netConn, c: c}, br, r)
+	if err != nil {
+		// gws has answered 400 with the reason; lockedConn only half-closed.
+		_ = netConn.Close()
+		h.log.Info("WebSocket REJECT", "path", c.path, "peer", c.peer, "status", 400, "reason", err.Error())
+		return
+	}
+	c.sock = sock
+	c.v1 = sock.SubProtocol() == Subprotocol || r.URL.Query().Get("protocol") == Subprotocol
+	sock.Session().(*session).c = c
+
+	if !h.register(c) {
+		c.Close(CloseGoingAway, "server shutting down")
+		go sock.ReadLoop()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.WriteTimeout)
+	err = h.join(ctx, c)
+	cancel()
+	if err != nil {
+		h.log.Error("ws: cannot join room", "group", c.group, "err", err)
+		c.Close(CloseInternalError, "channel layer unavailable, try again later")
+	} else {
+		h.log.Info("WebSocket CONNECT", "path", c.path, "peer", c.peer, "user", c.user.Username, "protocol", sock.SubProtocol())
+		if c.v1 {
+			if f, err := encodeFrame(helloFrame{Type: "hello", User: c.user.Username, Room: c.roomTag, Protocol: Subprotocol, Echo: c.echo}); err == nil {
+				c.enqueue(f)
+			}
+		}
+	}
+	// A fresh goroutine rather than this handler's: net/http's per-request
+	// state becomes garbage as soon as the handler returns.
+	go sock.ReadLoop()
+}
+
+// enqueue adds frame to c's send queue and makes sure a writer runs. It
+// never blocks. A client whose queue would exceed SendQueueBytes is a slow
+// consumer: it is closed (1008) and never holds up the room. It reports
+// whether the frame was queued.
+func (c *Conn) enqueue(frame []byte) bool {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return false
+	}
+	if c.queued+len(frame) > c.hub.cfg.SendQueueBytes {
+		c.beginCloseLocked(ClosePolicyViolation, "slow consumer: send queue full", true)
+		c.mu.Unlock()
+		c.hub.slow.Add(1)
+		return false
+	}
+	c.queue = append(c.queue, frame)
+	c.queued += len(frame)
+	if !c.writing {
+		c.writing = true
+		go c.writeLoop()
+	}
+	c.mu.Unlock()
+	return true
+}
+
+// Close closes c with code and reason after the frames already queued.
+func (c *Conn) Close(code uint16, reason string) {
+	c.mu.Lock()
+	c.beginCloseLocked(code, reason, false)
+	c.mu.Unlock()
+}
+
+// beginCloseLocked starts a server-side close. With drop, queued frames are
+// discarded and a writer blocked on the socket is given CloseGrace to finish.
+func (c *Conn) beginCloseLocked(code uint16, reason string, drop bool) {
+	if c.closing {
+		return
+	}
+	c.closing = true
+	c.closePending = true
+	c.closeCode, c.closeReason = code, reason
+	if drop {
+		for _, f := range c.queue {
+			c.queued -= len(f)
+		}
+		clear(c.queue)
+		c.queue = c.queue[:0]
+		_ = c.raw.SetWriteDeadline(time.Now().Add(c.hub.cfg.CloseGrace))
+	}
+	if !c.writing {
+		c.writing = true
+		go c.writeLoop()
+	}
+}
+
+// stopWriting drops anything queued and refuses more: the connection is
+// closed or closing from the reader's side.
+func (c *Conn) stopWriting() {
+	c.mu.Lock()
+	c.closing = true
+	c.closePending = false
+	clear(c.queue)
+	c.queue = c.queue[:0]
+	c.mu.Unlock()
+}
+
+// bufPool holds the writers' coalescing buffers, so that an idle
+// connection holds none.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// writeLoop writes queued frames until the queue is empty, then exits. It
+// takes the whole queue at once and copies it into one buffer, so a burst
+// of frames costs one system call.
+func (c *Conn) writeLoop() {
+	bufp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bufp)
+	for {
+		c.mu.Lock()
+		batch := c.queue
+		if len(batch) == 0 {
+			pending, code, reason := c.closePending, c.closeCode, c.closeReason
+			c.closePending = false
+			c.writing = false
+			if cap(c.queue) > 64 { // let a burst's arrays go
+				c.queue, c.spare = nil, nil
+			}
+			c.mu.Unlock()
+			if pending {
+				// gws writes the close frame (through lockedConn) and
+				// marks itself closed, so it won't answer the client's
+				// close reply with a second one.
+				_ = c.sock.WriteClose(code, []byte(reason))
+			}
+			return
+		}
+		c.queue = c.spare[:0]
+		c.mu.Unlock()
+
+		n, err := c.writeBatch(batch, bufp)
+		clear(batch)
+
+		c.mu.Lock()
+		c.spare = batch[:0]
+		c.queued -= n
+		if err != nil {
+			c.closing, c.closePending, c.writing = true, false, false
+			clear(c.queue)
+			c.queue = c.queue[:0]
+			c.mu.Unlock()
+			_ = c.raw.Close() // the reader sees the error and cleans up
+			return
+		}
+		c.mu.Unlock()
+	}
+}
+
+// writeBatch writes frames, coalesced into *bufp, and returns their size.
+func (c *Conn) writeBatch(batch [][]byte, bufp *[]byte) (int, error) {
+	total := 0
+	for _, f := range batch {
+		total += len(f)
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closeWritten {
+		return total, net.ErrClosed
+	}
+	_ = c.raw.SetWriteDeadline(time.Now().Add(c.hub.cfg.WriteTimeout))
+	buf := (*bufp)[:0]
+	for _, f := range batch {
+		if len(buf)+len(f) > cap(buf) && len(buf) > 0 {
+			if _, err := c.raw.Write(buf); err != nil {
+				return total, err
+			}
+			buf = buf[:0]
+		}
+		if len(f) > cap(buf) {
+			if _, err := c.raw.Write(f); err != nil {
+				return total, err
+			}
+			continue
+		}
+		buf = append(buf, f...)
+	}
+	if len(buf) > 0 {
+		if _, err := c.raw.Write(buf); err != nil {
+			return total, err
+		}
+	}
+	*bufp = buf[:0]
+	return total, nil
+}
+
+// allow takes a token from the connection's rate limiter.
+func (c *Conn) allow(now time.Time) bool {
+	cfg := &c.hub.cfg
+	if cfg.RateLimit <= 0 {
+		return true
+	}
+	c.tokens = min(float64(cfg.RateBurst), c.tokens+now.Sub(c.lastTok).Seconds()*cfg.RateLimit)
+	c.lastTok = now
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
+}
+
+// eventHandler receives gws's events for every connection of a hub.
+type eventHandler struct{ h *Hub }
+
+func (e eventHandler) OnOpen(*gws.Conn) {}
+
+func (e eventHandler) OnPing(sock *gws.Conn, payload []byte) {
+	c := connOf(sock)
+	c.lastRead.Store(time.Now().UnixNano())
+	c.enqueue(newFrame(opPong, payload))
+}
+
+func (e eventHandler) OnPong(sock *gws.Conn, _ []byte) {
+	connOf(sock).lastRead.Store(time.Now().UnixNano())
+}
+
+func (e eventHandler) OnMessage(sock *gws.Conn, m *gws.Message) {
+	defer m.Close()
+	c := connOf(sock)
+	now := time.Now()
+	c.lastRead.Store(now.UnixNano())
+	if m.Opcode != gws.OpcodeText {
+		c.Close(CloseUnsupportedData, "binary frames are not supported; send JSON text")
+		return
+	}
+	text, ferr := parseInbound(m.Bytes())
+	if ferr != nil {
+		c.enqueue(newErrorFrame(ferr.Code, ferr.Detail))
+		return
+	}
+	if !c.allow(now) {
+		c.enqueue(newErrorFrame(CodeRateLimited, "too many messages; this one was not sent"))
+		return
+	}
+	msg := ChatMessage{Type: "chat_message", Message: text, User: c.user.Username, Datetime: formatTime(now), Room: c.roomTag}
+	ctx, cancel := context.WithTimeout(context.Background(), c.hub.cfg.WriteTimeout)
+	err := c.hub.publish(ctx, c, &msg)
+	cancel()
+	if err != nil {
+		c.hub.log.Warn("ws: publish failed", "group", c.group, "err", err)
+		c.enqueue(newErrorFrame(CodeUnavailable, "the message could not be delivered (channel layer unavailable); try again"))
+	}
+}
+
+func (e eventHandler) OnClose(sock *gws.Conn, err error) {
+	c := connOf(sock)
+	c.stopWriting()
+	_ = c.raw.Close()
+	c.hub.leave(c)
+	c.hub.unregister(c)
+
+	// A close the client started shows as *gws.CloseError even though gws
+	// answered it; otherwise the server's close frame, if any, tells.
+	code, by := uint16(0), "client"
+	var ce *gws.CloseError
+	if errors.As(err, &ce) {
+		code = ce.Code
+	} else {
+		c.wmu.Lock()
+		if c.sentCode != 0 {
+			code, by = c.sentCode, "server"
+		}
+		c.wmu.Unlock()
+	}
+	if code == 0 {
+		code = 1006 // no close frame either way: the connection just ended
+	}
+	c.hub.log.Info("WebSocket DISCONNECT", "path", c.path, "peer", c.peer, "code", code, "by", by,
+		"duration", time.Since(c.start).Round(time.Millisecond))
+}
+
+// headerHasToken reports whether the comma-separated header name contains
+// token, case-insensitively.
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for part := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(part), token) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,536 @@
+// Package ws is chatd's WebSocket side: a hub per process that maps rooms to
+// local connections, the connections' read and write loops, and the wire
+// protocol.
+//
+// How a message travels: a connection's reader goroutine parses a client
+// frame, encodes the outgoing chat_message JSON once, frames it once (a
+// server frame is the same bytes for every recipient) and publishes it to the
+// room's group on the channel layer. Every process subscribed to the group
+// (this one included) receives the envelope in Hub.Receive, looks up the room
+// and appends the same frame slice to each member's send queue. Each
+// connection's writer copies whatever is queued into one buffer and writes it
+// with one system call. Nothing on that path allocates per recipient.
+package ws
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	chat "github.com/chatd/chat"
+	"github.com/lxzan/gws"
+)
+
+// Config holds the hub's limits and timings. Zero fields take the defaults
+// documented on each field.
+type Config struct {
+	ReadLimit      int           // largest frame a client may send; default 64 KiB (close 1009 above)
+	ReadBufferSize int           // per-connection read buffer; default 4 KiB
+	SendQueueBytes int           // bytes queued for one client before it counts as slow; default 1 MiB
+	WriteTimeout   time.Duration // longest single write; default 10 s
+	PingInterval   time.Duration // how often the server pings; default 25 s
+	PongTimeout    time.Duration // silence after a ping that closes the connection; default 20 s
+	CloseGrace     time.Duration // wait for the client's close reply; default 2 s
+	Echo           bool          // send a message back to its sender unless the connection asks otherwise
+	RateLimit      float64       // messages per second per connection; 0 means no limit
+	RateBurst      int           // messages a connection may send at once; default 2 x RateLimit
+	Logger         *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.ReadLimit <= 0 {
+		c.ReadLimit = 64 << 10
+	}
+	if c.ReadBufferSize <= 0 {
+		c.ReadBufferSize = 4 << 10
+	}
+	if c.SendQueueBytes <= 0 {
+		c.SendQueueBytes = 1 << 20
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = 25 * time.Second
+	}
+	if c.PongTimeout <= 0 {
+		c.PongTimeout = 20 * time.Second
+	}
+	if c.CloseGrace <= 0 {
+		c.CloseGrace = 2 * time.Second
+	}
+	if c.RateLimit > 0 && c.RateBurst <= 0 {
+		c.RateBurst = max(1, int(2*c.RateLimit))
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// WebSocket close codes chatd sends.
+const (
+	CloseNormal          = 1000
+	CloseGoingAway       = 1001 // server shutting down
+	CloseUnsupportedData = 1003 // binary frame
+	CloseInvalidPayload  = 1007 // invalid UTF-8 (sent by gws)
+	ClosePolicyViolation = 1008 // logged out, access revoked, slow consumer
+	CloseTooBig          = 1009 // frame over the read limit (sent by gws)
+	CloseInternalError   = 1011 // keepalive timeout, channel layer unavailable
+)
+
+// Envelope kinds, the first byte of every message chatd puts on the layer.
+const (
+	kindChat    = 'M' // a framed message for a room's members
+	kindDirect  = 'D' // a framed message for one connection
+	kindControl = 'C' // a JSON control command, e.g. close a user's sockets
+)
+
+// Envelope flags.
+const flagV1Only = 1 // only connections that negotiated chatd.v1 get it
+
+// envHeader is the envelope header: kind, origin process, origin connection, flags.
+const envHeader = 1 + 8 + 8 + 1
+
+const controlGroup = "chatd.control"
+
+// Hub is one process's set of live connections, grouped by room.
+type Hub struct {
+	cfg      Config
+	log      *slog.Logger
+	pid      uint64 // this process's id on the layer
+	upgrader *gws.Upgrader
+	layer    chat.Layer // set by Start
+
+	// subMu serializes the transitions of a room between "no local members,
+	// not subscribed" and "subscribed": the layer's Subscribe/Unsubscribe
+	// calls for one group always happen in the order the map changes.
+	subMu sync.Mutex
+
+	mu      sync.RWMutex
+	rooms   map[string]*room // group -> room; guarded by mu
+	conns   map[uint64]*Conn // every registered connection; guarded by mu
+	closing bool             // Shutdown has begun; guarded by mu
+
+	nextID atomic.Uint64
+	live   sync.WaitGroup // one count per registered connection
+	stop   chan struct{}  // closed by Shutdown; stops the keepalive loop
+
+	pingFrame []byte
+
+	// Counters for /metrics and tests.
+	delivered atomic.Uint64 // frames queued to clients
+	slow      atomic.Uint64 // connections closed as slow consumers
+}
+
+// room is one group's local members.
+type room struct {
+	group string
+	mu    sync.RWMutex
+	// members are the room's local connections; guarded by mu. Each
+	// connection's idx field is its position, for O(1) removal.
+	members []*Conn
+}
+
+// NewHub returns a hub with cfg. Call Start before serving connections.
+func NewHub(cfg Config) *Hub {
+	cfg.setDefaults()
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	h := &Hub{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		pid:       binary.BigEndian.Uint64(b[:]),
+		rooms:     make(map[string]*room),
+		conns:     make(map[uint64]*Conn),
+		stop:      make(chan struct{}),
+		pingFrame: newFrame(opPing, nil),
+	}
+	h.upgrader = gws.NewUpgrader(eventHandler{h}, &gws.ServerOption{
+		ReadMaxPayloadSize: cfg.ReadLimit,
+		ReadBufferSize:     cfg.ReadBufferSize,
+		CheckUtf8Enabled:   true, // invalid UTF-8 in a text frame: close 1007
+		HandshakeTimeout:   cfg.WriteTimeout,
+		SubProtocols:       []string{Subprotocol},
+		NewSession:         func() gws.SessionStorage { return new(session) },
+		Recovery: func(gws.Logger) {
+			if r := recover(); r != nil {
+				h.log.Error("ws: panic in message handler", "panic", r)
+			}
+		},
+	})
+	return h
+}
+
+// Start attaches the hub to layer (whose Receiver must be h.Receive),
+// subscribes to the control and per-process groups, and starts keepalive.
+func (h *Hub) Start(ctx context.Context, layer chat.Layer) error {
+	h.layer = layer
+	for _, g := range []string{controlGroup, h.procGroup(h.pid)} {
+		if err := layer.Subscribe(ctx, g); err != nil {
+			return fmt.Errorf("ws: subscribe %s: %w", g, err)
+		}
+	}
+	go h.keepalive()
+	return nil
+}
+
+func (h *Hub) procGroup(pid uint64) string { return fmt.Sprintf("chatd.proc.%016x", pid) }
+
+// Receive is the chat.Receiver the hub's layer delivers to.
+func (h *Hub) Receive(group string, msg []byte) {
+	if len(msg) < envHeader {
+		h.log.Warn("ws: short envelope from layer", "group", group, "len", len(msg))
+		return
+	}
+	proc := binary.BigEndian.Uint64(msg[1:9])
+	conn := binary.BigEndian.Uint64(msg[9:17])
+	flags := msg[17]
+	body := msg[envHeader:]
+	switch msg[0] {
+	case kindChat:
+		h.mu.RLock()
+		r := h.rooms[group]
+		h.mu.RUnlock()
+		if r != nil {
+			h.broadcast(r, body, proc, conn, flags)
+		}
+	case kindDirect:
+		h.mu.RLock()
+		c := h.conns[conn]
+		h.mu.RUnlock()
+		if c != nil {
+			c.enqueue(body)
+		}
+	case kindControl:
+		var cmd Control
+		if err := json.Unmarshal(body, &cmd); err != nil {
+			h.log.Warn("ws: bad control message", "err", err)
+			return
+		}
+		h.applyControl(cmd)
+	default:
+		h.log.Warn("ws: unknown envelope kind", "group", group, "kind", msg[0])
+	}
+}
+
+// broadcast queues frame for every member of r. It holds r's read lock, so
+// joins and leaves wait; enqueue never blocks, so that wait is short.
+func (h *Hub) broadcast(r *room, frame []byte, proc, origin uint64, flags byte) {
+	fromHere := proc == h.pid
+	n := 0
+	r.mu.RLock()
+	for _, c := range r.members {
+		if fromHere && c.id == origin && !c.echo {
+			continue
+		}
+		if flags&flagV1Only != 0 && !c.v1 {
+			continue
+		}
+		if c.enqueue(frame) {
+			n++
+		}
+	}
+	r.mu.RUnlock()
+	h.delivered.Add(uint64(n))
+}
+
+// envelope returns a layer message: the envelope header followed by v
+// encoded as JSON and framed as a WebSocket text frame, built in one buffer.
+func envelope(kind byte, proc, conn uint64, flags byte, v any) ([]byte, error) {
+	buf, start, err := encodeFramed(v, envHeader)
+	if err != nil {
+		return nil, err
+	}
+	env := buf[start-envHeader:]
+	env[0] = kind
+	binary.BigEndian.PutUint64(env[1:9], proc)
+	binary.BigEndian.PutUint64(env[9:17], conn)
+	env[17] = flags
+	return env, nil
+}
+
+// Publish sends a chat message from c to its room on every process.
+func (h *Hub) publish(ctx context.Context, c *Conn, m *ChatMessage) error {
+	env, err := envelope(kindChat, h.pid, c.id, 0, m)
+	if err != nil {
+		return err
+	}
+	return h.layer.Publish(ctx, c.group, env)
+}
+
+// Control is a command carried to every process on the control group.
+// Op "close" closes every local connection that matches all the non-empty
+// selectors (User, Session, Group) with Code and Reason.
+type Control struct {
+	Op      string `json:"op"`
+	User    string `json:"user,omitempty"`
+	Session string `json:"session,omitempty"`
+	Group   string `json:"group,omitempty"`
+	Code    uint16 `json:"code,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// CloseWhere closes, on every process, the connections that match sel's
+// selectors (at least one must be set): logout closes a session's sockets,
+// unenrolling closes a user's sockets in a course room.
+func (h *Hub) CloseWhere(ctx context.Context, sel Control) error {
+	if sel.User == "" && sel.Session == "" && sel.Group == "" {
+		return errors.New("ws: CloseWhere needs a selector")
+	}
+	sel.Op = "close"
+	if sel.Code == 0 {
+		sel.Code = ClosePolicyViolation
+	}
+	body, err := json.Marshal(sel)
+	if err != nil {
+		return err
+	}
+	env := make([]byte, envHeader, envHeader+len(body))
+	env[0] = kindControl
+	binary.BigEndian.PutUint64(env[1:9], h.pid)
+	return h.layer.Publish(ctx, controlGroup, append(env, body...))
+}
+
+func (h *Hub) applyControl(cmd Control) {
+	if cmd.Op != "close" {
+		h.log.Warn("ws: unknown control op", "op", cmd.Op)
+		return
+	}
+	for _, c := range h.snapshot() {
+		if (cmd.User == "" || c.user.Username == cmd.User) &&
+			(cmd.Session == "" || c.session == cmd.Session) &&
+			(cmd.Group == "" || c.group == cmd.Group) {
+			c.Close(cmd.Code, cmd.Reason)
+		}
+	}
+}
+
+// SendTo sends v as a frame to the one connection named by channel (see
+// Conn.Channel), on whichever process holds it.
+func (h *Hub) SendTo(ctx context.Context, channel string, v any) error {
+	var proc, conn uint64
+	if _, err := fmt.Sscanf(channel, "%016x.%016x", &proc, &conn); err != nil {
+		return fmt.Errorf("ws: bad channel name %q", channel)
+	}
+	env, err := envelope(kindDirect, h.pid, conn, 0, v)
+	if err != nil {
+		return err
+	}
+	return h.layer.Publish(ctx, h.procGroup(proc), env)
+}
+
+// snapshot returns the registered connections.
+func (h *Hub) snapshot() []*Conn {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	cs := make([]*Conn, 0, len(h.conns))
+	for _, c := range h.conns {
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+// join adds c to its room, subscribing this process to the room's group
+// first if c is the room's first local member.
+func (h *Hub) join(ctx context.Context, c *Conn) error {
+	if h.tryJoin(c) {
+		return nil
+	}
+	h.subMu.Lock()
+	defer h.subMu.Unlock()
+	if h.tryJoin(c) {
+		return nil
+	}
+	if err := h.layer.Subscribe(ctx, c.group); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	r := &room{group: c.group}
+	h.rooms[c.group] = r
+	h.mu.Unlock()
+	r.add(c)
+	return nil
+}
+
+// tryJoin adds c to its room if the room exists (and so is subscribed).
+func (h *Hub) tryJoin(c *Conn) bool {
+	h.mu.RLock()
+	r := h.rooms[c.group]
+	h.mu.RUnlock()
+	if r == nil {
+		return false
+	}
+	// A room found in the map stays there while it has members; add under
+	// r.mu and re-check that it was not emptied and removed meanwhile.
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h.mu.RLock()
+	still := h.rooms[c.group] == r
+	h.mu.RUnlock()
+	if !still {
+		return false
+	}
+	c.idx = len(r.members)
+	r.members = append(r.members, c)
+	c.room = r
+	return true
+}
+
+func (r *room) add(c *Conn) {
+	r.mu.Lock()
+	c.idx = len(r.members)
+	r.members = append(r.members, c)
+	c.room = r
+	r.mu.Unlock()
+}
+
+// leave removes c from its room and unsubscribes from the group when the
+// room has no local members left.
+func (h *Hub) leave(c *Conn) {
+	r := c.room
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	last := len(r.members) - 1
+	moved := r.members[last]
+	r.members[c.idx] = moved
+	moved.idx = c.idx
+	r.members[last] = nil
+	r.members = r.members[:last]
+	empty := len(r.members) == 0
+	r.mu.Unlock()
+	if !empty {
+		return
+	}
+	h.subMu.Lock()
+	defer h.subMu.Unlock()
+	r.mu.Lock()
+	if len(r.members) > 0 { // someone joined meanwhile
+		r.mu.Unlock()
+		return
+	}
+	h.mu.Lock()
+	if h.rooms[r.group] == r {
+		delete(h.rooms, r.group)
+	}
+	h.mu.Unlock()
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.layer.Unsubscribe(ctx, r.group); err != nil {
+		h.log.Warn("ws: unsubscribe failed", "group", r.group, "err", err)
+	}
+}
+
+// keepalive pings every connection each PingInterval and closes those that
+// have sent nothing (not even a pong) for PingInterval+PongTimeout. One
+// goroutine and one pre-built ping frame serve the whole hub.
+func (h *Hub) keepalive() {
+	t := time.NewTicker(h.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case now := <-t.C:
+			limit := now.Add(-(h.cfg.PingInterval + h.cfg.PongTimeout)).UnixNano()
+			for _, c := range h.snapshot() {
+				if c.lastRead.Load() < limit {
+					c.Close(CloseInternalError, "keepalive timeout: no pong received")
+				} else {
+					c.enqueue(h.pingFrame)
+				}
+			}
+		}
+	}
+}
+
+// Stats is a snapshot of the hub for health and metrics endpoints.
+type Stats struct {
+	Connections int    `json:"connections"`
+	Rooms       int    `json:"rooms"`
+	Delivered   uint64 `json:"delivered"`
+	SlowClosed  uint64 `json:"slow_closed"`
+}
+
+// Stats returns the hub's current counts.
+func (h *Hub) Stats() Stats {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return Stats{Connections: len(h.conns), Rooms: len(h.rooms), Delivered: h.delivered.Load(), SlowClosed: h.slow.Load()}
+}
+
+// LayerErr reports the channel layer's health (nil when healthy).
+func (h *Hub) LayerErr() error {
+	if h.layer == nil {
+		return errors.New("ws: hub not started")
+	}
+	return h.layer.Err()
+}
+
+// Shutdown stops accepting connections, closes every connection with 1001
+// after its queued frames, and waits for them to finish until ctx is done;
+// then it cuts the rest.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	if !h.closing {
+		h.closing = true
+		close(h.stop)
+	}
+	h.mu.Unlock()
+	for _, c := range h.snapshot() {
+		c.Close(CloseGoingAway, "server shutting down")
+	}
+	done := make(chan struct{})
+	go func() { h.live.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		for _, c := range h.snapshot() {
+			_ = c.raw.Close()
+		}
+		<-done
+		return ctx.Err()
+	}
+}
+
+// register adds c to the hub, or reports that the hub is shutting down.
+func (h *Hub) register(c *Conn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return false
+	}
+	h.conns[c.id] = c
+	h.live.Add(1)
+	return true
+}
+
+func (h *Hub) unregister(c *Conn) {
+	h.mu.Lock()
+	delete(h.conns, c.id)
+	h.mu.Unlock()
+	h.live.Done()
+}
+
+// Closing reports whether Shutdown has begun.
+func (h *Hub) Closing() bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.closing
+}
+
+// IsUpgrade reports whether r asks for a WebSocket upgrade.
+func IsUpgrade(r *http.Request) bool {
+	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+}
