@@ -52,6 +52,8 @@ type Conn struct {
 
 	// idx is c's index in room.members; guarded by room.mu.
 	idx int
+	// registered is set while c counts in hub.conns; guarded by hub.mu.
+	registered bool
 
 	// lastRead is when the client last sent any frame (unix nanos).
 	lastRead atomic.Int64
@@ -61,6 +63,9 @@ type Conn struct {
 	lastTok time.Time
 
 	wmu sync.Mutex
+	// framing is set once the handshake response is out: from then on every
+	// write is whole WebSocket frames. Guarded by wmu.
+	framing bool
 	// closeWritten is set once a close frame went out; no data may follow.
 	// Guarded by wmu.
 	closeWritten bool
@@ -111,14 +116,16 @@ func (l *lockedConn) Write(p []byte) (int, error) {
 	if l.c.closeWritten {
 		return 0, net.ErrClosed
 	}
-	if len(p) >= 2 && p[0]&0x0F == opClose {
+	isClose := l.c.framing && len(p) >= 2 && p[0]&0x0F == opClose
+	if isClose {
 		l.c.closeWritten = true
-		if len(p) >= 4 && p[1]&0x7F >= 2 {
-			l.c.sentCode = uint16(p[2])<<8 | uint16(p[3])
-		}
 	}
 	_ = l.Conn.SetWriteDeadline(time.Now().Add(l.c.hub.cfg.WriteTimeout))
-	return l.Conn.Write(p)
+	n, err := l.Conn.Write(p)
+	if isClose && err == nil && len(p) >= 4 && p[1]&0x7F >= 2 {
+		l.c.sentCode = uint16(p[2])<<8 | uint16(p[3])
+	}
+	return n, err
 }
 
 func (l *lockedConn) Close() error {
@@ -179,7 +186,11 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, opts JoinOptions) {
 	} else {
 		br = bufio.NewReaderSize(netConn, h.cfg.ReadBufferSize)
 	}
-	sock, err := h.upgrader.UpgradeFromConn(&lockedConn{Conn: netConn, c: c}, br, r)
+	up := h.plainUpgrader
+	if headerHasToken(r.Header, "Sec-WebSocket-Protocol", Subprotocol) {
+		up = h.v1Upgrader
+	}
+	sock, err := up.UpgradeFromConn(&lockedConn{Conn: netConn, c: c}, br, r)
 	if err != nil {
 		// gws has answered 400 with the reason; lockedConn only half-closed.
 		_ = netConn.Close()
@@ -187,6 +198,9 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, opts JoinOptions) {
 		return
 	}
 	c.sock = sock
+	c.wmu.Lock()
+	c.framing = true
+	c.wmu.Unlock()
 	c.v1 = sock.SubProtocol() == Subprotocol || r.URL.Query().Get("protocol") == Subprotocol
 	sock.Session().(*session).c = c
 
@@ -434,17 +448,24 @@ func (e eventHandler) OnClose(sock *gws.Conn, err error) {
 	c.hub.unregister(c)
 
 	// A close the client started shows as *gws.CloseError even though gws
-	// answered it; otherwise the server's close frame, if any, tells.
+	// answered it. Otherwise the code the server chose (even if its close
+	// frame could not be written to a stuck client), or the one gws sent
+	// for a protocol error, tells.
 	code, by := uint16(0), "client"
 	var ce *gws.CloseError
-	if errors.As(err, &ce) {
+	c.mu.Lock()
+	chosen := c.closeCode
+	c.mu.Unlock()
+	c.wmu.Lock()
+	sent := c.sentCode
+	c.wmu.Unlock()
+	switch {
+	case errors.As(err, &ce):
 		code = ce.Code
-	} else {
-		c.wmu.Lock()
-		if c.sentCode != 0 {
-			code, by = c.sentCode, "server"
-		}
-		c.wmu.Unlock()
+	case chosen != 0:
+		code, by = chosen, "server"
+	case sent != 0:
+		code, by = sent, "server"
 	}
 	if code == 0 {
 		code = 1006 // no close frame either way: the connection just ended

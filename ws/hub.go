@@ -106,8 +106,11 @@ type Hub struct {
 	cfg      Config
 	log      *slog.Logger
 	pid      uint64 // this process's id on the layer
-	upgrader *gws.Upgrader
-	layer    chat.Layer // set by Start
+	// upgraders: v1 negotiates the chatd.v1 subprotocol; plain serves
+	// clients that offer none (gws refuses a client that offers none when
+	// subprotocols are configured, so the hub picks by what is offered).
+	v1Upgrader, plainUpgrader *gws.Upgrader
+	layer                     chat.Layer // set by Start
 
 	// subMu serializes the transitions of a room between "no local members,
 	// not subscribed" and "subscribed": the layer's Subscribe/Unsubscribe
@@ -153,19 +156,23 @@ func NewHub(cfg Config) *Hub {
 		stop:      make(chan struct{}),
 		pingFrame: newFrame(opPing, nil),
 	}
-	h.upgrader = gws.NewUpgrader(eventHandler{h}, &gws.ServerOption{
-		ReadMaxPayloadSize: cfg.ReadLimit,
-		ReadBufferSize:     cfg.ReadBufferSize,
-		CheckUtf8Enabled:   true, // invalid UTF-8 in a text frame: close 1007
-		HandshakeTimeout:   cfg.WriteTimeout,
-		SubProtocols:       []string{Subprotocol},
-		NewSession:         func() gws.SessionStorage { return new(session) },
-		Recovery: func(gws.Logger) {
-			if r := recover(); r != nil {
-				h.log.Error("ws: panic in message handler", "panic", r)
-			}
-		},
-	})
+	opt := func(subprotocols []string) *gws.ServerOption {
+		return &gws.ServerOption{
+			ReadMaxPayloadSize: cfg.ReadLimit,
+			ReadBufferSize:     cfg.ReadBufferSize,
+			CheckUtf8Enabled:   true, // invalid UTF-8 in a text frame: close 1007
+			HandshakeTimeout:   cfg.WriteTimeout,
+			SubProtocols:       subprotocols,
+			NewSession:         func() gws.SessionStorage { return new(session) },
+			Recovery: func(gws.Logger) {
+				if r := recover(); r != nil {
+					h.log.Error("ws: panic in message handler", "panic", r)
+				}
+			},
+		}
+	}
+	h.v1Upgrader = gws.NewUpgrader(eventHandler{h}, opt([]string{Subprotocol}))
+	h.plainUpgrader = gws.NewUpgrader(eventHandler{h}, opt(nil))
 	return h
 }
 
@@ -512,15 +519,20 @@ func (h *Hub) register(c *Conn) bool {
 		return false
 	}
 	h.conns[c.id] = c
+	c.registered = true
 	h.live.Add(1)
 	return true
 }
 
 func (h *Hub) unregister(c *Conn) {
 	h.mu.Lock()
+	was := c.registered
 	delete(h.conns, c.id)
+	c.registered = false
 	h.mu.Unlock()
-	h.live.Done()
+	if was {
+		h.live.Done()
+	}
 }
 
 // Closing reports whether Shutdown has begun.
