@@ -377,13 +377,27 @@ func health(t *testing.T, s *server) map[string]any {
 	return h
 }
 
+// waitConnections waits (bounded) until the server reports n connections.
+func waitConnections(t *testing.T, s *server, n int) {
+	t.Helper()
+	deadline := time.Now().Add(wstest.Timeout)
+	for {
+		got := int(health(t, s)["connections"].(float64))
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server has %d connections, want %d", got, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func TestSlowConsumerIsClosedAndRoomCarriesOn(t *testing.T) {
 	s := start(t, []string{"-send-queue", "65536"})
 	sender, fast := s.dial(t, "/ws/chat/r/"), s.dial(t, "/ws/chat/r/")
 	rawClient(t, s, "/ws/chat/r/", 4096) // never reads
-	if n := health(t, s)["connections"].(float64); n != 3 {
-		t.Fatalf("connections %v, want 3", n)
-	}
+	waitConnections(t, s, 3)
 	big := strings.Repeat("x", 3900)
 	// 2000 x 4 KB is more than the kernel's socket buffers (4 MiB at most
 	// here) plus the 64 KiB queue, so the slow client must overflow; the
@@ -393,13 +407,7 @@ func TestSlowConsumerIsClosedAndRoomCarriesOn(t *testing.T) {
 		expectMessage(t, fast, fmt.Sprintf("%d %s", i, big))
 		expectMessage(t, sender, fmt.Sprintf("%d %s", i, big))
 	}
-	deadline := time.Now().Add(wstest.Timeout)
-	for health(t, s)["connections"].(float64) != 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the slow client is still connected")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitConnections(t, s, 2)
 	if !strings.Contains(s.logs.String(), "code=1008") {
 		t.Errorf("no DISCONNECT with code 1008 logged for the slow consumer")
 	}
