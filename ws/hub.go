@@ -103,9 +103,9 @@ const controlGroup = "chatd.control"
 
 // Hub is one process's set of live connections, grouped by room.
 type Hub struct {
-	cfg      Config
-	log      *slog.Logger
-	pid      uint64 // this process's id on the layer
+	cfg Config
+	log *slog.Logger
+	pid uint64 // this process's id on the layer
 	// upgraders: v1 negotiates the chatd.v1 subprotocol; plain serves
 	// clients that offer none (gws refuses a client that offers none when
 	// subprotocols are configured, so the hub picks by what is offered).

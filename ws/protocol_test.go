@@ -1,0 +1,131 @@
+package ws
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestAppendHeader(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		want []byte
+	}{
+		{0, []byte{0x81, 0}},
+		{125, []byte{0x81, 125}},
+		{126, []byte{0x81, 126, 0, 126}},
+		{65535, []byte{0x81, 126, 0xff, 0xff}},
+		{65536, []byte{0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0}},
+	} {
+		got := appendHeader(nil, opText, tc.n)
+		if !bytes.Equal(got, tc.want) || len(got) != headerLen(tc.n) {
+			t.Errorf("header for %d: % x, want % x", tc.n, got, tc.want)
+		}
+	}
+}
+
+func TestEncodeFramedInPlace(t *testing.T) {
+	for _, size := range []int{0, 100, 200, 70000} {
+		msg := ChatMessage{Type: "chat_message", Message: strings.Repeat("é<", size/3), User: "u", Datetime: "d", Room: "r"}
+		buf, start, err := encodeFramed(msg, envHeader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if start < envHeader {
+			t.Fatalf("frame starts at %d, before the headroom", start)
+		}
+		frame := buf[start:]
+		payload, err := json.Marshal(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		payload = bytes.ReplaceAll(payload, []byte(`\u003c`), []byte("<"))
+		want := append(appendHeader(nil, opText, len(payload)), payload...)
+		if !bytes.Equal(frame, want) {
+			t.Fatalf("size %d: frame differs from header+JSON", size)
+		}
+	}
+}
+
+func TestEnvelope(t *testing.T) {
+	env, err := envelope(kindChat, 7, 9, flagV1Only, map[string]string{"message": "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env[0] != kindChat || binary.BigEndian.Uint64(env[1:9]) != 7 || binary.BigEndian.Uint64(env[9:17]) != 9 || env[17] != flagV1Only {
+		t.Fatalf("bad envelope header % x", env[:envHeader])
+	}
+	if want := newFrame(opText, []byte(`{"message":"x"}`)); !bytes.Equal(env[envHeader:], want) {
+		t.Fatalf("frame % x, want % x", env[envHeader:], want)
+	}
+}
+
+func TestParseInbound(t *testing.T) {
+	for _, tc := range []struct {
+		in, text, code string
+	}{
+		{`{"message": "hi"}`, "hi", ""},
+		{` {"message": "  padded  "}`, "  padded  ", ""},
+		{`{"type": "chat_message", "message": "typed"}`, "typed", ""},
+		{`{"message": "<img src=x onerror=alert(1)>"}`, "<img src=x onerror=alert(1)>", ""},
+		{`{"message": "\u00e9\ud83d\ude00"}`, "é😀", ""},
+		{``, "", CodeInvalidJSON},
+		{`{"message": "x"} trailing`, "", CodeInvalidJSON},
+		{`{"message": "x"}{"message": "y"}`, "", CodeInvalidJSON},
+		{`null`, "", CodeNotObject},
+		{`42`, "", CodeNotObject},
+		{`{"Message": "x"}`, "x", ""}, // encoding/json matches field names case-insensitively
+		{`{"message": true}`, "", CodeInvalidMessage},
+		{`{"message": ""}`, "", CodeEmptyMessage},
+		{`{"message": "x", "room": "other"}`, "", CodeUnknownField},
+		{`{"type": 1, "message": "x"}`, "", CodeInvalidJSON},
+		{`{"type": "typing"}`, "", CodeUnknownType},
+	} {
+		text, ferr := parseInbound([]byte(tc.in))
+		code := ""
+		if ferr != nil {
+			code = ferr.Code
+			if ferr.Detail == "" {
+				t.Errorf("%q: error without detail", tc.in)
+			}
+		}
+		if code != tc.code || text != tc.text {
+			t.Errorf("parseInbound(%q) = %q, %q; want %q, %q", tc.in, text, code, tc.text, tc.code)
+		}
+	}
+}
+
+func TestClosePayloadFits(t *testing.T) {
+	p := closePayload(1008, strings.Repeat("é", 100))
+	if len(p) > 125 || !utf8.Valid(p[2:]) || binary.BigEndian.Uint16(p) != 1008 {
+		t.Fatalf("close payload of %d bytes, valid UTF-8 %v", len(p), utf8.Valid(p[2:]))
+	}
+}
+
+// FuzzParseInbound checks that no input crashes the decoder and that an
+// accepted message is non-blank, valid UTF-8 and within the limit.
+func FuzzParseInbound(f *testing.F) {
+	for _, s := range []string{`{"message": "hi"}`, `{}`, `[]`, `{"message": 1}`, `{"type":"message","message":"x"}`, "\xff", `{"message": "\u0000"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		text, ferr := parseInbound(data)
+		if ferr != nil {
+			if ferr.Code == "" || ferr.Detail == "" {
+				t.Fatalf("error without code or detail: %+v", ferr)
+			}
+			return
+		}
+		if strings.TrimSpace(text) == "" || utf8.RuneCountInString(text) > MaxMessageLen {
+			t.Fatalf("accepted %q", text)
+		}
+		if !utf8.ValidString(text) {
+			// encoding/json replaces invalid bytes with U+FFFD, so this
+			// never happens; gws rejects invalid UTF-8 frames before.
+			t.Fatalf("accepted invalid UTF-8 %q", text)
+		}
+	})
+}
