@@ -1,0 +1,463 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	chat "github.com/chatd/chat"
+	"github.com/chatd/chat/password"
+)
+
+// adminCommands are the subcommands that manage accounts and courses, in the
+// order "chatd -h" lists them. runAdmin runs them.
+var adminCommands = []string{"createuser", "createcourse", "enroll", "unenroll", "listusers", "listcourses", "members"}
+
+// adminCommand describes one admin subcommand for its usage text.
+type adminCommand struct {
+	args    string // after "chatd NAME"
+	summary string // one line, for chatd -h
+	detail  string // more, for chatd NAME -h
+}
+
+var adminHelp = map[string]adminCommand{
+	"createuser": {
+		args:    "[--admin] [--display-name NAME] [--password-stdin] USERNAME",
+		summary: "create an account",
+		detail: "The password is read from standard input (one line) with --password-stdin,\n" +
+			"otherwise from the CHATD_PASSWORD environment variable; it is never a flag,\n" +
+			"so it does not show in ps or the shell history. Usernames are 1-150 letters,\n" +
+			"digits and @ . + - _, unique regardless of case.",
+	},
+	"createcourse": {
+		args:    "--owner USERNAME TITLE...",
+		summary: "create a course owned by USERNAME and print its id",
+		detail:  "The owner may always enter the course's chat room.",
+	},
+	"enroll": {
+		args:    "COURSE_ID USERNAME",
+		summary: "let a user into a course's chat room",
+	},
+	"unenroll": {
+		args:    "COURSE_ID USERNAME",
+		summary: "remove a user from a course",
+		detail:  "The user's open sockets in the course room are closed.",
+	},
+	"listusers": {
+		summary: "list accounts",
+	},
+	"listcourses": {
+		summary: "list courses with their owners and number of students",
+	},
+	"members": {
+		args:    "COURSE_ID",
+		summary: "list a course's owner and students",
+	},
+}
+
+// adminEnv is what the admin commands work with.
+type adminEnv struct {
+	store  chat.Store
+	stdin  io.Reader
+	stdout io.Writer
+	getenv func(string) string
+
+	// unenrolled, if not nil, is called after a successful unenroll, so that
+	// the caller can close the user's open sockets in the course room. An
+	// error it returns is reported after the store change, which stays.
+	unenrolled func(ctx context.Context, courseID, userID int64) error
+}
+
+// runAdmin runs the admin subcommand name with its arguments against st,
+// reading CHATD_PASSWORD from the process environment. It prints results to
+// stdout, and returns errors whose text is meant for the operator. After
+// "-h" it prints the command's usage to stdout and returns flag.ErrHelp.
+func runAdmin(ctx context.Context, name string, args []string, st chat.Store, stdin io.Reader, stdout io.Writer) error {
+	a := &adminEnv{store: st, stdin: stdin, stdout: stdout, getenv: os.Getenv}
+	return a.run(ctx, name, args)
+}
+
+// run is runAdmin with the environment and hooks of a.
+func (a *adminEnv) run(ctx context.Context, name string, args []string) error {
+	if a.getenv == nil {
+		a.getenv = func(string) string { return "" }
+	}
+	var err error
+	switch name {
+	case "createuser":
+		err = a.createUser(ctx, args)
+	case "createcourse":
+		err = a.createCourse(ctx, args)
+	case "enroll":
+		err = a.enroll(ctx, args, true)
+	case "unenroll":
+		err = a.enroll(ctx, args, false)
+	case "listusers":
+		err = a.listUsers(ctx, args)
+	case "listcourses":
+		err = a.listCourses(ctx, args)
+	case "members":
+		err = a.members(ctx, args)
+	default:
+		return fmt.Errorf("unknown admin command %q (one of %s)", name, strings.Join(adminCommands, ", "))
+	}
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return &adminError{cmd: name, err: err}
+}
+
+// adminError is an admin command's failure: the command's name and, for an
+// application error, only its message, which is written for people.
+type adminError struct {
+	cmd string
+	err error
+}
+
+func (e *adminError) Error() string {
+	var ce *chat.Error
+	if errors.As(e.err, &ce) {
+		return e.cmd + ": " + ce.Message
+	}
+	return e.cmd + ": " + e.err.Error()
+}
+
+func (e *adminError) Unwrap() error { return e.err }
+
+// adminUsage writes the admin commands with their summaries, for chatd -h.
+func adminUsage(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	for _, name := range adminCommands {
+		h := adminHelp[name]
+		fmt.Fprintf(tw, "  chatd %s %s\t%s\n", name, h.args, h.summary)
+	}
+	tw.Flush()
+}
+
+// flags returns the flag set of command name; its usage goes to stdout.
+func (a *adminEnv) flags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are returned, usage printed on -h only
+	fs.Usage = func() {}
+	return fs
+}
+
+// parse parses args with fs, allowing flags after positional arguments
+// ("createuser alice --admin"); "--" ends the flags. It prints the usage for
+// -h and returns flag.ErrHelp. It returns the positional arguments: exactly n
+// of them, or at least n when atLeast.
+func (a *adminEnv) parse(fs *flag.FlagSet, args []string, n int, atLeast bool) ([]string, error) {
+	var pos []string
+	for len(args) > 0 {
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			a.usage(fs)
+			return nil, flag.ErrHelp
+		} else if err != nil {
+			return nil, fmt.Errorf("%v (see chatd %s -h)", err, fs.Name())
+		}
+		rest := fs.Args()
+		if endedByDashDash(fs, args[:len(args)-len(rest)]) {
+			pos = append(pos, rest...)
+			break
+		}
+		if len(rest) == 0 {
+			break
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+	h := adminHelp[fs.Name()]
+	if len(pos) > n && !atLeast {
+		return nil, fmt.Errorf("unexpected argument %q; usage: chatd %s %s", pos[n], fs.Name(), h.args)
+	}
+	if len(pos) < n {
+		return nil, fmt.Errorf("missing arguments; usage: chatd %s %s", fs.Name(), h.args)
+	}
+	return pos, nil
+}
+
+// endedByDashDash reports whether the arguments fs.Parse consumed ended with
+// a "--" that ends the flags, rather than one that is a flag's value
+// ("--display-name --").
+func endedByDashDash(fs *flag.FlagSet, consumed []string) bool {
+	n := len(consumed)
+	if n == 0 || consumed[n-1] != "--" {
+		return false
+	}
+	if n >= 2 && strings.HasPrefix(consumed[n-2], "-") && !strings.Contains(consumed[n-2], "=") {
+		if f := fs.Lookup(strings.TrimLeft(consumed[n-2], "-")); f != nil {
+			b, ok := f.Value.(interface{ IsBoolFlag() bool })
+			return ok && b.IsBoolFlag()
+		}
+	}
+	return true
+}
+
+func (a *adminEnv) usage(fs *flag.FlagSet) {
+	h := adminHelp[fs.Name()]
+	fmt.Fprintf(a.stdout, "Usage: chatd %s %s\n\n%s.\n", fs.Name(), h.args, capitalize(h.summary))
+	if h.detail != "" {
+		fmt.Fprintf(a.stdout, "\n%s\n", h.detail)
+	}
+	hasFlags := false
+	fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+	if hasFlags {
+		fmt.Fprintln(a.stdout, "\nFlags:")
+		fs.SetOutput(a.stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+func (a *adminEnv) createUser(ctx context.Context, args []string) error {
+	fs := a.flags("createuser")
+	admin := fs.Bool("admin", false, "make the user an administrator")
+	display := fs.String("display-name", "", "the name shown in chat (default: the username)")
+	fromStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
+	pos, err := a.parse(fs, args, 1, false)
+	if err != nil {
+		return err
+	}
+	u := &chat.User{Username: pos[0], DisplayName: strings.TrimSpace(*display), IsAdmin: *admin}
+	if err := chat.ValidateUsername(u.Username); err != nil {
+		return err
+	}
+	if err := chat.ValidateDisplayName(u.DisplayName); err != nil {
+		return err
+	}
+	pw, err := a.password(*fromStdin)
+	if err != nil {
+		return err
+	}
+	hash, err := password.Hash(pw)
+	if err != nil {
+		return err
+	}
+	if err := a.store.CreateUser(ctx, u, hash); err != nil {
+		if chat.ErrorCode(err) == chat.ECONFLICT {
+			return chat.Errorf(chat.ECONFLICT, "a user named %q already exists (usernames ignore case)", u.Username)
+		}
+		return err
+	}
+	role := "user"
+	if u.IsAdmin {
+		role = "admin user"
+	}
+	fmt.Fprintf(a.stdout, "created %s %q (id %d)\n", role, u.Username, u.ID)
+	return nil
+}
+
+// password returns the new user's password: the first line of stdin, or
+// CHATD_PASSWORD.
+func (a *adminEnv) password(fromStdin bool) (string, error) {
+	if fromStdin {
+		if a.stdin == nil {
+			return "", errors.New("--password-stdin: no standard input")
+		}
+		line, err := bufio.NewReader(a.stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", fmt.Errorf("reading the password from standard input: %w", err)
+		}
+		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+		if line == "" {
+			return "", errors.New("empty password on standard input; refusing to create an account without one")
+		}
+		return line, nil
+	}
+	// getenv cannot tell an empty variable from an unset one; both are
+	// refused the same way.
+	pw := a.getenv("CHATD_PASSWORD")
+	if pw == "" {
+		return "", errors.New("no password given: pipe it in with --password-stdin or set CHATD_PASSWORD (an empty password is refused)")
+	}
+	return pw, nil
+}
+
+func (a *adminEnv) createCourse(ctx context.Context, args []string) error {
+	fs := a.flags("createcourse")
+	owner := fs.String("owner", "", "username of the course's owner (required)")
+	pos, err := a.parse(fs, args, 0, true)
+	if err != nil {
+		return err
+	}
+	if *owner == "" {
+		return fmt.Errorf("--owner USERNAME is required; usage: chatd createcourse %s", adminHelp["createcourse"].args)
+	}
+	title := strings.TrimSpace(strings.Join(pos, " "))
+	if title == "" {
+		return fmt.Errorf("a course title is required; usage: chatd createcourse %s", adminHelp["createcourse"].args)
+	}
+	u, err := a.user(ctx, *owner)
+	if err != nil {
+		return err
+	}
+	c := &chat.Course{Title: title, OwnerID: u.ID}
+	if err := a.store.CreateCourse(ctx, c); err != nil {
+		return err
+	}
+	fmt.Fprintln(a.stdout, c.ID)
+	return nil
+}
+
+// user looks up a user by name with an operator-friendly error.
+func (a *adminEnv) user(ctx context.Context, username string) (*chat.User, error) {
+	u, err := a.store.UserByUsername(ctx, username)
+	if chat.ErrorCode(err) == chat.ENOTFOUND {
+		return nil, chat.Errorf(chat.ENOTFOUND, "no user named %q (see chatd listusers)", username)
+	}
+	return u, err
+}
+
+// course parses a course id and looks the course up.
+func (a *adminEnv) course(ctx context.Context, arg string) (*chat.Course, error) {
+	id, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil || id <= 0 {
+		return nil, chat.Errorf(chat.EINVALID, "bad course id %q: want a positive whole number (see chatd listcourses)", arg)
+	}
+	c, err := a.store.CourseByID(ctx, id)
+	if chat.ErrorCode(err) == chat.ENOTFOUND {
+		return nil, chat.Errorf(chat.ENOTFOUND, "no course with id %d (see chatd listcourses)", id)
+	}
+	return c, err
+}
+
+// enroll runs enroll (add) and unenroll (!add).
+func (a *adminEnv) enroll(ctx context.Context, args []string, add bool) error {
+	name := "unenroll"
+	if add {
+		name = "enroll"
+	}
+	pos, err := a.parse(a.flags(name), args, 2, false)
+	if err != nil {
+		return err
+	}
+	c, err := a.course(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	u, err := a.user(ctx, pos[1])
+	if err != nil {
+		return err
+	}
+	if add {
+		err = a.store.Enroll(ctx, c.ID, u.ID)
+		if chat.ErrorCode(err) == chat.ECONFLICT {
+			return chat.Errorf(chat.ECONFLICT, "%q is already enrolled in course %d (%s)", u.Username, c.ID, c.Title)
+		} else if err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "enrolled %q in course %d (%s)\n", u.Username, c.ID, c.Title)
+		return nil
+	}
+	err = a.store.Unenroll(ctx, c.ID, u.ID)
+	if chat.ErrorCode(err) == chat.ENOTFOUND {
+		msg := fmt.Sprintf("%q is not enrolled in course %d (%s)", u.Username, c.ID, c.Title)
+		if u.ID == c.OwnerID {
+			msg += "; they own it"
+		}
+		return chat.Errorf(chat.ENOTFOUND, "%s", msg)
+	} else if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "unenrolled %q from course %d (%s)\n", u.Username, c.ID, c.Title)
+	if a.unenrolled != nil {
+		if err := a.unenrolled(ctx, c.ID, u.ID); err != nil {
+			return fmt.Errorf("unenrolled, but closing the user's open sockets failed: %w", err)
+		}
+	}
+	return nil
+}
+
+func (a *adminEnv) listUsers(ctx context.Context, args []string) error {
+	if _, err := a.parse(a.flags("listusers"), args, 0, false); err != nil {
+		return err
+	}
+	users, err := a.store.ListUsers(ctx)
+	if err != nil {
+		return err
+	}
+	if len(users) == 0 {
+		fmt.Fprintln(a.stdout, "no users yet (see chatd createuser -h)")
+		return nil
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tUSERNAME\tADMIN\tDISPLAY NAME")
+	for _, u := range users {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", u.ID, u.Username, yes(u.IsAdmin), u.DisplayName)
+	}
+	return tw.Flush()
+}
+
+func yes(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "-"
+}
+
+func (a *adminEnv) listCourses(ctx context.Context, args []string) error {
+	if _, err := a.parse(a.flags("listcourses"), args, 0, false); err != nil {
+		return err
+	}
+	courses, err := a.store.ListCourses(ctx)
+	if err != nil {
+		return err
+	}
+	if len(courses) == 0 {
+		fmt.Fprintln(a.stdout, "no courses yet (see chatd createcourse -h)")
+		return nil
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tOWNER\tSTUDENTS\tTITLE")
+	for _, c := range courses {
+		members, err := a.store.CourseMembers(ctx, c.ID)
+		if chat.ErrorCode(err) == chat.ENOTFOUND {
+			continue // deleted meanwhile
+		} else if err != nil {
+			return err
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\n", c.ID, c.OwnerUsername, len(members), c.Title)
+	}
+	return tw.Flush()
+}
+
+func (a *adminEnv) members(ctx context.Context, args []string) error {
+	pos, err := a.parse(a.flags("members"), args, 1, false)
+	if err != nil {
+		return err
+	}
+	c, err := a.course(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	members, err := a.store.CourseMembers(ctx, c.ID)
+	if err != nil {
+		return err
+	}
+	owner, err := a.store.UserByID(ctx, c.OwnerID)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "course %d: %s\n", c.ID, c.Title)
+	tw := tabwriter.NewWriter(a.stdout, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROLE\tUSERNAME\tDISPLAY NAME")
+	fmt.Fprintf(tw, "owner\t%s\t%s\n", owner.Username, owner.DisplayName)
+	for _, u := range members {
+		fmt.Fprintf(tw, "student\t%s\t%s\n", u.Username, u.DisplayName)
+	}
+	return tw.Flush()
+}
