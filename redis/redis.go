@@ -267,7 +267,7 @@ func (l *Layer) Subscribe(ctx context.Context, group string) error {
 	ps := l.ps
 	if ps == nil {
 		l.subMu.Unlock()
-		return &unavailableError{msg: fmt.Sprintf("redis: subscribe to group %q (it will be subscribed when the connection is restored)", group), cause: causeOf(l.Err())}
+		return &unavailableError{msg: fmt.Sprintf("redis: subscribe to group %q: server unavailable (the group is kept and will be subscribed when the connection returns)", group), cause: causeOf(l.Err())}
 	}
 	var err error
 	if !had {
@@ -291,12 +291,12 @@ func (l *Layer) Subscribe(ctx context.Context, group string) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("redis: subscribe to group %q: %w", group, ctx.Err())
 		}
-		return &unavailableError{msg: fmt.Sprintf("redis: subscribe to group %q (it will be subscribed when the connection is restored)", group), cause: err}
+		return &unavailableError{msg: fmt.Sprintf("redis: subscribe to group %q: server unavailable (the group is kept and will be subscribed when the connection returns)", group), cause: err}
 	}
 	select {
 	case err := <-done:
 		if err != nil {
-			return &unavailableError{msg: fmt.Sprintf("redis: subscribe to group %q (it will be subscribed when the connection is restored)", group), cause: err}
+			return &unavailableError{msg: fmt.Sprintf("redis: subscribe to group %q: server unavailable (the group is kept and will be subscribed when the connection returns)", group), cause: err}
 		}
 		return nil
 	case <-ctx.Done():

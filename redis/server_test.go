@@ -7,6 +7,7 @@ import (
 	"net"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -184,8 +185,15 @@ func (h *logCounter) WithGroup(name string) slog.Handler {
 	return &logCounter{next: h.next.WithGroup(name), mu: h.mu, counts: h.counts}
 }
 
-func (h *logCounter) count(msg string) int {
+// count returns how many records had a message starting with prefix.
+func (h *logCounter) count(prefix string) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.counts[msg]
+	n := 0
+	for msg, c := range h.counts {
+		if strings.HasPrefix(msg, prefix) {
+			n += c
+		}
+	}
+	return n
 }
