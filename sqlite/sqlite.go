@@ -54,7 +54,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	ms := fmt.Sprint(busyTimeout.Milliseconds())
 	db, err := sql.Open("sqlite", path+"?_txlock=immediate"+
 		"&_pragma=busy_timeout("+ms+")&_pragma=foreign_keys(1)"+
-		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
