@@ -18,7 +18,7 @@ import (
 
 // adminCommands are the subcommands that manage accounts and courses, in the
 // order "chatd -h" lists them. runAdmin runs them.
-var adminCommands = []string{"createuser", "createcourse", "enroll", "unenroll", "listusers", "listcourses", "members"}
+var adminCommands = []string{"createuser", "setpassword", "createcourse", "enroll", "unenroll", "listusers", "listcourses", "members"}
 
 // adminCommand describes one admin subcommand for its usage text.
 type adminCommand struct {
@@ -35,6 +35,12 @@ var adminHelp = map[string]adminCommand{
 			"otherwise from the CHATD_PASSWORD environment variable; it is never a flag,\n" +
 			"so it does not show in ps or the shell history. Usernames are 1-150 letters,\n" +
 			"digits and @ . + - _, unique regardless of case.",
+	},
+	"setpassword": {
+		args:    "[--password-stdin] USERNAME",
+		summary: "set a user's password and sign them out everywhere",
+		detail: "The password is read as for createuser: one line of standard input with\n" +
+			"--password-stdin, otherwise CHATD_PASSWORD.",
 	},
 	"createcourse": {
 		args:    "--owner USERNAME TITLE...",
@@ -93,6 +99,8 @@ func (a *adminEnv) run(ctx context.Context, name string, args []string) error {
 	switch name {
 	case "createuser":
 		err = a.createUser(ctx, args)
+	case "setpassword":
+		err = a.setPassword(ctx, args)
 	case "createcourse":
 		err = a.createCourse(ctx, args)
 	case "enroll":
@@ -261,6 +269,36 @@ func (a *adminEnv) createUser(ctx context.Context, args []string) error {
 	return nil
 }
 
+func (a *adminEnv) setPassword(ctx context.Context, args []string) error {
+	fs := a.flags("setpassword")
+	fromStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
+	pos, err := a.parse(fs, args, 1, false)
+	if err != nil {
+		return err
+	}
+	u, err := a.user(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	pw, err := a.password(*fromStdin)
+	if err != nil {
+		return err
+	}
+	hash, err := password.Hash(pw)
+	if err != nil {
+		return err
+	}
+	if err := a.store.SetPassword(ctx, u.ID, hash); err != nil {
+		return err
+	}
+	// Whoever knew the old password must not stay signed in.
+	if err := a.store.DeleteUserSessions(ctx, u.ID); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "password of %q changed; their sessions are ended\n", u.Username)
+	return nil
+}
+
 // password returns the new user's password: the first line of stdin, or
 // CHATD_PASSWORD.
 func (a *adminEnv) password(fromStdin bool) (string, error) {
@@ -274,7 +312,7 @@ func (a *adminEnv) password(fromStdin bool) (string, error) {
 		}
 		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
 		if line == "" {
-			return "", errors.New("empty password on standard input; refusing to create an account without one")
+			return "", errors.New("empty password on standard input; an empty password is refused")
 		}
 		return line, nil
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	chat "github.com/chatd/chat"
 	"github.com/chatd/chat/password"
@@ -182,6 +183,56 @@ func TestCreateUserErrors(t *testing.T) {
 	after, _ := h.st.ListUsers(t.Context())
 	if len(after) != len(before) {
 		t.Fatalf("failed createuser commands created users: %d -> %d", len(before), len(after))
+	}
+}
+
+func TestSetPassword(t *testing.T) {
+	h := newAdminHarness(t)
+	ctx := t.Context()
+	h.setup(t)
+	alice, err := h.st.UserByUsername(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := h.st.CreateSession(ctx, alice.ID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, _ := h.st.UserByUsername(ctx, "bob")
+	bobSess, _ := h.st.CreateSession(ctx, bob.ID, time.Hour)
+
+	out := h.must(t, "new secret\n", "setpassword", "ALICE", "--password-stdin")
+	if out != "password of \"alice\" changed; their sessions are ended\n" {
+		t.Fatalf("setpassword printed %q", out)
+	}
+	_, hash, _ := h.st.UserPasswordHash(ctx, "alice")
+	if ok, _ := password.Verify("new secret", hash); !ok {
+		t.Fatal("new password does not verify")
+	}
+	if ok, _ := password.Verify("pw-alice", hash); ok {
+		t.Fatal("old password still verifies")
+	}
+	if _, _, err := h.st.SessionUser(ctx, sess.Token); chat.ErrorCode(err) != chat.ENOTFOUND {
+		t.Fatalf("alice's session survived the password change: %v", err)
+	}
+	if _, _, err := h.st.SessionUser(ctx, bobSess.Token); err != nil {
+		t.Fatalf("bob's session was ended: %v", err)
+	}
+	h.env["CHATD_PASSWORD"] = "env secret"
+	h.must(t, "", "setpassword", "alice")
+	_, hash, _ = h.st.UserPasswordHash(ctx, "alice")
+	if ok, _ := password.Verify("env secret", hash); !ok {
+		t.Fatal("CHATD_PASSWORD was not used")
+	}
+	delete(h.env, "CHATD_PASSWORD")
+	checkErrors(t, h, []adminErrorCase{
+		{"unknown user", "pw\n", []string{"setpassword", "--password-stdin", "ghost"}, `no user named "ghost"`, chat.ENOTFOUND},
+		{"no user", "pw\n", []string{"setpassword", "--password-stdin"}, "missing arguments; usage: chatd setpassword", ""},
+		{"empty password", "\n", []string{"setpassword", "--password-stdin", "alice"}, "empty password", ""},
+		{"no password", "", []string{"setpassword", "alice"}, "no password given", ""},
+	})
+	if ok, _ := password.Verify("env secret", func() string { _, h, _ := h.st.UserPasswordHash(ctx, "alice"); return h }()); !ok {
+		t.Fatal("a failed setpassword changed the password")
 	}
 }
 
