@@ -141,16 +141,15 @@ func (e *adminError) Unwrap() error { return e.err }
 
 // adminUsage writes the admin commands with their summaries, for chatd -h.
 func adminUsage(w io.Writer) {
-	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	for _, name := range adminCommands {
 		h := adminHelp[name]
-		fmt.Fprintf(tw, "  chatd %s %s\t%s\n", name, h.args, h.summary)
+		fmt.Fprintf(w, "  %s\n      %s\n", strings.TrimSpace("chatd "+name+" "+h.args), h.summary)
 	}
-	tw.Flush()
 }
 
-// flags returns the flag set of command name; its usage goes to stdout.
-func (a *adminEnv) flags(name string) *flag.FlagSet {
+// newFlagSet returns the flag set of admin command name. Parse errors are
+// returned, not printed; parse prints the usage for -h.
+func newFlagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are returned, usage printed on -h only
 	fs.Usage = func() {}
@@ -183,7 +182,7 @@ func (a *adminEnv) parse(fs *flag.FlagSet, args []string, n int, atLeast bool) (
 	}
 	h := adminHelp[fs.Name()]
 	if len(pos) > n && !atLeast {
-		return nil, fmt.Errorf("unexpected argument %q; usage: chatd %s %s", pos[n], fs.Name(), h.args)
+		return nil, fmt.Errorf("unexpected argument %q; usage: %s", pos[n], strings.TrimSpace("chatd "+fs.Name()+" "+h.args))
 	}
 	if len(pos) < n {
 		return nil, fmt.Errorf("missing arguments; usage: chatd %s %s", fs.Name(), h.args)
@@ -210,7 +209,7 @@ func endedByDashDash(fs *flag.FlagSet, consumed []string) bool {
 
 func (a *adminEnv) usage(fs *flag.FlagSet) {
 	h := adminHelp[fs.Name()]
-	fmt.Fprintf(a.stdout, "Usage: chatd %s %s\n\n%s.\n", fs.Name(), h.args, capitalize(h.summary))
+	fmt.Fprintf(a.stdout, "Usage: %s\n\n%s.\n", strings.TrimSpace("chatd "+fs.Name()+" "+h.args), capitalize(h.summary))
 	if h.detail != "" {
 		fmt.Fprintf(a.stdout, "\n%s\n", h.detail)
 	}
@@ -232,7 +231,7 @@ func capitalize(s string) string {
 }
 
 func (a *adminEnv) createUser(ctx context.Context, args []string) error {
-	fs := a.flags("createuser")
+	fs := newFlagSet("createuser")
 	admin := fs.Bool("admin", false, "make the user an administrator")
 	display := fs.String("display-name", "", "the name shown in chat (default: the username)")
 	fromStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
@@ -270,7 +269,7 @@ func (a *adminEnv) createUser(ctx context.Context, args []string) error {
 }
 
 func (a *adminEnv) setPassword(ctx context.Context, args []string) error {
-	fs := a.flags("setpassword")
+	fs := newFlagSet("setpassword")
 	fromStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
 	pos, err := a.parse(fs, args, 1, false)
 	if err != nil {
@@ -326,7 +325,7 @@ func (a *adminEnv) password(fromStdin bool) (string, error) {
 }
 
 func (a *adminEnv) createCourse(ctx context.Context, args []string) error {
-	fs := a.flags("createcourse")
+	fs := newFlagSet("createcourse")
 	owner := fs.String("owner", "", "username of the course's owner (required)")
 	pos, err := a.parse(fs, args, 0, true)
 	if err != nil {
@@ -379,7 +378,7 @@ func (a *adminEnv) enroll(ctx context.Context, args []string, add bool) error {
 	if add {
 		name = "enroll"
 	}
-	pos, err := a.parse(a.flags(name), args, 2, false)
+	pos, err := a.parse(newFlagSet(name), args, 2, false)
 	if err != nil {
 		return err
 	}
@@ -421,7 +420,7 @@ func (a *adminEnv) enroll(ctx context.Context, args []string, add bool) error {
 }
 
 func (a *adminEnv) listUsers(ctx context.Context, args []string) error {
-	if _, err := a.parse(a.flags("listusers"), args, 0, false); err != nil {
+	if _, err := a.parse(newFlagSet("listusers"), args, 0, false); err != nil {
 		return err
 	}
 	users, err := a.store.ListUsers(ctx)
@@ -448,7 +447,7 @@ func yes(b bool) string {
 }
 
 func (a *adminEnv) listCourses(ctx context.Context, args []string) error {
-	if _, err := a.parse(a.flags("listcourses"), args, 0, false); err != nil {
+	if _, err := a.parse(newFlagSet("listcourses"), args, 0, false); err != nil {
 		return err
 	}
 	courses, err := a.store.ListCourses(ctx)
@@ -474,7 +473,7 @@ func (a *adminEnv) listCourses(ctx context.Context, args []string) error {
 }
 
 func (a *adminEnv) members(ctx context.Context, args []string) error {
-	pos, err := a.parse(a.flags("members"), args, 1, false)
+	pos, err := a.parse(newFlagSet("members"), args, 1, false)
 	if err != nil {
 		return err
 	}

@@ -411,7 +411,7 @@ func TestAdminHelp(t *testing.T) {
 	var list bytes.Buffer
 	adminUsage(&list)
 	for _, name := range adminCommands {
-		if !strings.Contains(list.String(), "chatd "+name+" ") {
+		if !strings.Contains(list.String(), "chatd "+name) {
 			t.Errorf("adminUsage does not list %s:\n%s", name, list.String())
 		}
 		if adminHelp[name].summary == "" {
