@@ -10,8 +10,24 @@ import (
 // checkout by internal/testserver) and returns its ws:// base URL. The
 // per-connection rate limit is off so short bursts of the pacer never
 // trip it.
-func startChatd(t *testing.T) string {
+func startChatd(t *testing.T, args ...string) string {
 	t.Helper()
-	s := testserver.Start(t, []string{"-log-level", "warn", "-rate-limit", "0"})
+	s := testserver.Start(t, append([]string{"-log-level", "warn", "-rate-limit", "0"}, args...))
 	return "ws://" + s.Addr
+}
+
+// TestNoEcho runs against a chatd that does not echo a message to its
+// sender: -echo auto must notice, and expect one delivery fewer per message.
+func TestNoEcho(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server")
+	}
+	res := runBench(t, smallConfig(startChatd(t, "-echo=false")))
+	if res.Echo {
+		t.Fatal("echo detected, but chatd runs with -echo=false")
+	}
+	checkExpected(t, res)
+	if res.Lost != 0 || res.Duplicates != 0 || res.Received != res.Expected {
+		t.Fatalf("received %d of %d, lost %d, dup %d", res.Received, res.Expected, res.Lost, res.Duplicates)
+	}
 }
