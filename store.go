@@ -148,7 +148,8 @@ type Store interface {
 	// does not exist; an unknown or guest user (id 0) simply may not enter.
 	CanEnterCourse(ctx context.Context, courseID, userID int64) (bool, error)
 
-	// Close releases the store's connections. No method may be called after.
+	// Close releases the store's connections. Calling it again does nothing;
+	// other methods fail (with internal errors) after it.
 	Close() error
 }
 

@@ -51,6 +51,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"CanEnterCourse", testCanEnterCourse},
 		{"DeleteCourseCascades", testDeleteCourse},
 		{"ConcurrentEnroll", testConcurrentEnroll},
+		{"Close", testClose},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,7 +70,7 @@ func wantCode(t *testing.T, err error, code string, what string) {
 		t.Fatalf("%s: error %v (code %q), want code %q", what, err, got, code)
 	}
 	var e *chat.Error
-	if code != "" && (!errors.As(err, &e) || e.Message == "") {
+	if code != "" && code != chat.EINTERNAL && (!errors.As(err, &e) || e.Message == "") {
 		t.Fatalf("%s: error %v is not a *chat.Error with a message", what, err)
 	}
 }
@@ -832,4 +833,19 @@ func testConcurrentEnroll(t *testing.T, s chat.Store) {
 	if ok != 1 {
 		t.Fatalf("%d concurrent Enrolls succeeded, want 1", ok)
 	}
+}
+
+func testClose(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	u := mustUser(t, s, "alice")
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close twice: %v", err)
+	}
+	_, err := s.UserByID(ctx, u.ID)
+	wantCode(t, err, chat.EINTERNAL, "UserByID after Close")
+	err = s.CreateUser(ctx, &chat.User{Username: "bob"}, hash)
+	wantCode(t, err, chat.EINTERNAL, "CreateUser after Close")
 }
