@@ -141,7 +141,7 @@ func recent(t *testing.T, what string, tm time.Time) {
 
 func testCreateUser(t *testing.T, s chat.Store) {
 	ctx := t.Context()
-	u := &chat.User{Username: "Alice", DisplayName: "Alice Liddell", IsAdmin: true}
+	u := &chat.User{Username: "Alice", DisplayName: "Alice Liddell — élève 🎓", IsAdmin: true}
 	if err := s.CreateUser(ctx, u, hash); err != nil {
 		t.Fatal(err)
 	}
