@@ -119,8 +119,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	e.String(&c.LogFormat, "log-format", "LOG_FORMAT", "text", "text or json")
 	e.String(&c.DataDir, "data-dir", "DATA_DIR", "data", "directory of the SQLite database (when DATABASE_URL is empty)")
 	e.String(&c.DatabaseURL, "database-url", "DATABASE_URL", "", "postgres://... to use PostgreSQL instead of SQLite")
-	e.String(&c.ChannelLayer, "channel-layer", "CHANNEL_LAYER", "memory", "memory (one process) or redis (many processes)")
-	e.String(&c.RedisURL, "redis-url", "REDIS_URL", "", "Redis address for the redis layer; IP_REDIS and PORT_REDIS also work")
+	kind, redisURL, layerErr := layerConfigFromEnv(getenv)
+	if layerErr != nil {
+		e.errs = append(e.errs, layerErr.Error())
+	}
+	fs.StringVar(&c.ChannelLayer, "channel-layer", kind, "memory (one process) or redis (many processes) (CHANNEL_LAYER)")
+	fs.StringVar(&c.RedisURL, "redis-url", redisURL, "Redis address for the redis layer, redis://host:port/db (REDIS_URL, or IP_REDIS and PORT_REDIS)")
 	fs.Usage = func() { usage(fs, stderr) }
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -164,6 +168,18 @@ func (c *config) validate() error {
 	case c.DrainTimeout < 0:
 		return fmt.Errorf("drain timeout must not be negative")
 	}
+	switch c.ChannelLayer {
+	case layerMemory:
+	case layerRedis:
+		if c.RedisURL == "" {
+			return fmt.Errorf("the redis channel layer needs REDIS_URL (or IP_REDIS and PORT_REDIS, or -redis-url)")
+		}
+		if err := checkRedisURL(c.RedisURL); err != nil {
+			return fmt.Errorf("redis URL: %w", err)
+		}
+	default:
+		return fmt.Errorf("CHANNEL_LAYER must be memory or redis, not %q", c.ChannelLayer)
+	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return fmt.Errorf("LOG_LEVEL must be debug, info, warn or error, not %q", c.LogLevel)
@@ -191,8 +207,9 @@ Usage:
   chatd [serve] [flags]        run the server (the default)
   chatd layer check            send a message through the channel layer and back
   chatd migrate                create or upgrade the database schema
-  chatd createuser|createcourse|enroll|unenroll|listusers|listcourses|members ...
-                               manage accounts and courses (each takes -h)
+  chatd createuser|setpassword|createcourse|enroll|unenroll|listusers|listcourses|members ...
+                               manage accounts and courses (each takes -h); they use
+                               DATABASE_URL or DATA_DIR from the environment
   chatd version                print the version
 
 Every flag can also be set by the environment variable named in brackets;

@@ -8,10 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
-	"github.com/chatd/chat/memory"
 	"github.com/chatd/chat/web"
 	"github.com/chatd/chat/ws"
 )
@@ -27,6 +28,28 @@ func dispatch(ctx context.Context, cmd string, args []string, getenv func(string
 	case "version":
 		fmt.Fprintln(stdout, "chatd", version)
 		return nil
+	case "layer":
+		if len(args) == 0 || args[0] != "check" {
+			return fmt.Errorf("usage: chatd layer check (uses CHANNEL_LAYER, REDIS_URL or IP_REDIS/PORT_REDIS)")
+		}
+		kind, redisURL, err := layerConfigFromEnv(getenv)
+		if err != nil {
+			return err
+		}
+		return runLayerCheck(ctx, kind, redisURL, stdout)
+	case "migrate":
+		return runMigrate(ctx, getenv("DATABASE_URL"), dataDir(getenv), stdout)
+	}
+	if slices.Contains(adminCommands, cmd) {
+		st, err := openStore(ctx, getenv("DATABASE_URL"), dataDir(getenv))
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		a := &adminEnv{store: st, stdin: stdin, stdout: stdout, getenv: getenv}
+		return a.run(ctx, cmd, args)
+	}
+	switch cmd {
 	default:
 		return fmt.Errorf("unknown command %q (see chatd -h)", cmd)
 	}
@@ -48,7 +71,15 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		RateLimit:      cfg.RateLimit,
 		Logger:         log,
 	})
-	layer := memory.New(hub.Receive)
+	st, err := openStore(ctx, cfg.DatabaseURL, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	layer, err := openLayer(ctx, cfg.ChannelLayer, cfg.RedisURL, hub.Receive, log)
+	if err != nil {
+		return err
+	}
 	defer layer.Close()
 	if err := hub.Start(ctx, layer); err != nil {
 		return err
@@ -74,7 +105,8 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("chatd starting", "version", version, "addr", ln.Addr().String(), "environment", cfg.Environment, "layer", cfg.ChannelLayer)
+	log.Info("chatd starting", "version", version, "addr", ln.Addr().String(), "environment", cfg.Environment,
+		"layer", cfg.ChannelLayer, "store", storeName(cfg.DatabaseURL, cfg.DataDir))
 	fmt.Fprintf(stdout, "chatd listening on http://%s/chat/\n", ln.Addr())
 
 	errc := make(chan error, 1)
@@ -100,6 +132,14 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}
 	log.Info("chatd stopped")
 	return nil
+}
+
+// dataDir returns DATA_DIR, or the default "data".
+func dataDir(getenv func(string) string) string {
+	if d := strings.TrimSpace(getenv("DATA_DIR")); d != "" {
+		return d
+	}
+	return "data"
 }
 
 // raiseFileLimit lifts the soft limit on open files to the hard limit: each
