@@ -276,9 +276,10 @@ func testOutage(t *testing.T, srv *redisServer, name string, stop, start func())
 	}
 }
 
-// TestSubscriptionChangesWhileDown checks that groups joined while Redis is
-// away are subscribed when it returns, and groups left while it is away are
-// not.
+// TestSubscriptionChangesWhileDown checks subscription changes made while
+// Redis is away: a failed Subscribe leaves the group unheld (the hub refuses
+// that join and a later join subscribes again), a group left while down is
+// not subscribed again on recovery, and the groups still held are.
 func TestSubscriptionChangesWhileDown(t *testing.T) {
 	srv := startRedis(t)
 	ctx := context.Background()
@@ -286,13 +287,15 @@ func TestSubscriptionChangesWhileDown(t *testing.T) {
 		Timeout: 500 * time.Millisecond, PingInterval: 200 * time.Millisecond, MaxBackoff: time.Second}
 	rec := newRecorder()
 	l := newLayer(t, opt, rec.recv)
-	if err := l.Subscribe(ctx, "left"); err != nil {
-		t.Fatal(err)
+	for _, g := range []string{"left", "kept"} {
+		if err := l.Subscribe(ctx, g); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	srv.kill()
 	eventually(t, "the layer to report the outage", func() bool { return l.Err() != nil })
-	err := l.Subscribe(ctx, "joined")
+	err := l.Subscribe(ctx, "refused")
 	if !errors.Is(err, redis.ErrUnavailable) {
 		t.Fatalf("Subscribe while down: %v, want ErrUnavailable", err)
 	}
@@ -300,24 +303,60 @@ func TestSubscriptionChangesWhileDown(t *testing.T) {
 	if err := l.Unsubscribe(ctx, "left"); err != nil {
 		t.Fatalf("Unsubscribe while down: %v", err)
 	}
+	// Subscribing again to a held group fails too, but keeps it.
+	if err := l.Subscribe(ctx, "kept"); !errors.Is(err, redis.ErrUnavailable) {
+		t.Fatalf("repeated Subscribe while down: %v, want ErrUnavailable", err)
+	}
 
 	srv.start()
 	eventually(t, "the layer to recover", func() bool { return l.Err() == nil })
-	if n := numsub(t, srv.port, redis.DefaultPrefix+"joined", redis.DefaultPrefix+"left"); n[0] != 1 || n[1] != 0 {
-		t.Fatalf("after recovery Redis lists %v subscribers of [joined left], want [1 0]", n)
+	if n := numsub(t, srv.port, redis.DefaultPrefix+"kept", redis.DefaultPrefix+"left", redis.DefaultPrefix+"refused"); n[0] != 1 || n[1] != 0 || n[2] != 0 {
+		t.Fatalf("after recovery Redis lists %v subscribers of [kept left refused], want [1 0 0]", n)
+	}
+	if err := l.Subscribe(ctx, "refused"); err != nil {
+		t.Fatalf("Subscribe after recovery: %v", err)
 	}
 	pub := newLayer(t, redis.Options{URL: srv.url()}, func(string, []byte) {})
-	for _, g := range []string{"left", "joined"} {
+	for _, g := range []string{"left", "kept", "refused"} {
 		if err := pub.Publish(ctx, g, []byte("7")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "the message to the group joined while down", func() bool { return rec.last("joined") == 7 })
+	eventually(t, "the messages to the held groups", func() bool { return rec.last("kept") == 7 && rec.last("refused") == 7 })
 	if got := rec.get("left"); len(got) != 0 {
 		t.Errorf("group left while down received %v", got)
 	}
-	// Subscribing again is quick and harmless now.
-	if err := l.Subscribe(ctx, "joined"); err != nil {
-		t.Errorf("Subscribe after recovery: %v", err)
+}
+
+// TestSubscribeTimesOut checks that a Subscribe whose context ends before
+// Redis confirms leaves the group unheld: Redis is frozen (SIGSTOP) while
+// the layer still believes it healthy, so SUBSCRIBE is sent but never
+// confirmed; once Redis resumes, it must not list the group.
+func TestSubscribeTimesOut(t *testing.T) {
+	srv := startRedis(t)
+	// A long ping interval keeps the watchdog out of this test.
+	l := newLayer(t, redis.Options{URL: srv.url(), Logger: testLogger(t), PingInterval: time.Minute}, func(string, []byte) {})
+	if err := l.Subscribe(context.Background(), "held"); err != nil {
+		t.Fatal(err)
+	}
+	srv.signal(syscall.SIGSTOP)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	err := l.Subscribe(ctx, "abandoned")
+	cancel()
+	srv.signal(syscall.SIGCONT)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Subscribe to a frozen Redis: %v, want context.DeadlineExceeded", err)
+	}
+	t.Logf("Subscribe to a frozen Redis: %v", err)
+	// A later Subscribe's confirmation comes after everything sent before
+	// it, the rollback's UNSUBSCRIBE included.
+	if err := l.Subscribe(context.Background(), "later"); err != nil {
+		t.Fatal(err)
+	}
+	if n := numsub(t, srv.port, redis.DefaultPrefix+"held", redis.DefaultPrefix+"abandoned", redis.DefaultPrefix+"later"); n[0] != 1 || n[1] != 0 || n[2] != 1 {
+		t.Fatalf("Redis lists %v subscribers of [held abandoned later], want [1 0 1]", n)
+	}
+	if err := l.Err(); err != nil {
+		t.Errorf("Err() = %v after Redis resumed", err)
 	}
 }

@@ -140,7 +140,7 @@ type Layer struct {
 	// mu guards groups and closed. It is held only for map access: the
 	// supervisor read-locks it once per received message.
 	mu     sync.RWMutex
-	groups map[string]struct{} // the groups this process holds
+	groups map[string]uint64 // the groups this process holds -> the Subscribe call that last added it
 	closed bool
 
 	isClosed atomic.Bool             // mirrors closed for the Publish fast path
@@ -209,7 +209,7 @@ func New(ctx context.Context, opt Options, recv chat.Receiver) (*Layer, error) {
 		display: redact(opt.URL),
 		ctx:     lctx,
 		cancel:  cancel,
-		groups:  make(map[string]struct{}),
+		groups:  make(map[string]uint64),
 		first:   make(chan struct{}),
 		waiters: make(map[string]chan<- error),
 	}
@@ -247,13 +247,23 @@ func (l *Layer) Publish(ctx context.Context, group string, msg []byte) error {
 
 // Subscribe makes this process receive group's messages. It returns once
 // Redis has confirmed the subscription, so a message published anywhere
-// after Subscribe returns is delivered.
+// after Subscribe returns is delivered. Subscribing twice is the same as
+// once.
 //
-// The layer records the group before it talks to Redis and keeps it until
-// Unsubscribe, even when Subscribe returns an error: if Redis is away (the
-// error wraps ErrUnavailable) or ctx ends, the subscription is completed
-// when the connection is restored. Subscribing twice is the same as once.
+// If Subscribe fails (Redis is away: the error wraps ErrUnavailable; or ctx
+// ends first), the group is not held, as if this call had not been made, and
+// the caller may try again later. A group that was already held before a
+// failed call stays held.
 func (l *Layer) Subscribe(ctx context.Context, group string) error {
+	fail := func(err error) error {
+		if ctx.Err() != nil {
+			return fmt.Errorf("redis: subscribe to group %q: %w", group, ctx.Err())
+		}
+		return &unavailableError{msg: fmt.Sprintf("redis: subscribe to group %q: server unavailable", group), cause: err}
+	}
+	if ctx.Err() != nil {
+		return fail(ctx.Err())
+	}
 	l.subMu.Lock()
 	l.mu.Lock()
 	if l.closed {
@@ -262,12 +272,14 @@ func (l *Layer) Subscribe(ctx context.Context, group string) error {
 		return ErrClosed
 	}
 	_, had := l.groups[group]
-	l.groups[group] = struct{}{}
+	call := l.seq.Add(1)
+	l.groups[group] = call
 	l.mu.Unlock()
 	ps := l.ps
 	if ps == nil {
+		l.rollback(group, call, had)
 		l.subMu.Unlock()
-		return &unavailableError{msg: fmt.Sprintf("redis: subscribe to group %q: server unavailable (the group is kept and will be subscribed when the connection returns)", group), cause: causeOf(l.Err())}
+		return fail(causeOf(l.Err()))
 	}
 	var err error
 	if !had {
@@ -283,25 +295,47 @@ func (l *Layer) Subscribe(ctx context.Context, group string) error {
 		token, done = l.addWaiter()
 		err = ps.Ping(ctx, token)
 	}
-	l.subMu.Unlock()
 	if err != nil {
 		if token != "" {
 			l.removeWaiter(token)
 		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("redis: subscribe to group %q: %w", group, ctx.Err())
-		}
-		return &unavailableError{msg: fmt.Sprintf("redis: subscribe to group %q: server unavailable (the group is kept and will be subscribed when the connection returns)", group), cause: err}
+		l.rollback(group, call, had)
+		l.subMu.Unlock()
+		return fail(err)
 	}
+	l.subMu.Unlock()
 	select {
-	case err := <-done:
-		if err != nil {
-			return &unavailableError{msg: fmt.Sprintf("redis: subscribe to group %q: server unavailable (the group is kept and will be subscribed when the connection returns)", group), cause: err}
-		}
-		return nil
+	case err = <-done:
 	case <-ctx.Done():
 		l.removeWaiter(token)
-		return fmt.Errorf("redis: subscribe to group %q: %w", group, ctx.Err())
+		err = ctx.Err()
+	}
+	if err != nil {
+		l.subMu.Lock()
+		l.rollback(group, call, had)
+		l.subMu.Unlock()
+		return fail(err)
+	}
+	return nil
+}
+
+// rollback undoes a failed Subscribe: it forgets group if that call added it
+// and no later Subscribe of the same group has been made since, and sends
+// UNSUBSCRIBE if a connection is up. The caller holds subMu.
+func (l *Layer) rollback(group string, call uint64, had bool) {
+	if had {
+		return
+	}
+	l.mu.Lock()
+	mine := l.groups[group] == call
+	if mine {
+		delete(l.groups, group)
+	}
+	l.mu.Unlock()
+	if mine && l.ps != nil {
+		ctx, cancel := context.WithTimeout(l.ctx, l.opt.Timeout)
+		_ = l.ps.Unsubscribe(ctx, l.opt.Prefix+group)
+		cancel()
 	}
 }
 
