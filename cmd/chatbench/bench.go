@@ -30,6 +30,7 @@ type Config struct {
 	Size           int           // message text bytes (padded)
 	Duration       time.Duration // measured sending time, or holding time in idle mode
 	Warmup         time.Duration // sending time before measuring
+	Settle         time.Duration // pause between connecting and sending
 	Tick           time.Duration // smallest pacer interval of a sender
 	ConnectRate    float64       // new connections per second; 0: as fast as ConnectWorkers allow
 	ConnectWorkers int           // connections dialled in parallel
@@ -55,6 +56,7 @@ func DefaultConfig() Config {
 		Size:           100,
 		Duration:       10 * time.Second,
 		Warmup:         time.Second,
+		Settle:         250 * time.Millisecond,
 		Tick:           5 * time.Millisecond,
 		ConnectWorkers: 64,
 		Timeout:        5 * time.Second,
@@ -89,20 +91,21 @@ type Result struct {
 	ConnectErrors []string `json:"connect_errors,omitempty"` // a few distinct ones
 	DropReasons   []string `json:"drop_reasons,omitempty"`
 
-	Echo          bool    `json:"echo"`
-	Sent          uint64  `json:"sent"`
-	SendErrors    uint64  `json:"send_errors"`
-	SenderBacklog uint64  `json:"sender_backlog_max"` // most messages one sender was behind schedule
-	Expected      uint64  `json:"expected"`
-	Received      uint64  `json:"received"`
-	Lost          uint64  `json:"lost"`
-	Duplicates    uint64  `json:"duplicates"`
-	OutOfOrder    uint64  `json:"out_of_order"`
-	WrongRoom     uint64  `json:"wrong_room"`
-	Foreign       uint64  `json:"foreign"`      // chatbench messages of other runs
-	OtherFrames   uint64  `json:"other_frames"` // frames that are not chatbench messages
-	OfferedPerS   float64 `json:"offered_per_s"`
-	DeliveredPerS float64 `json:"delivered_per_s"`
+	Echo          bool     `json:"echo"`
+	Sent          uint64   `json:"sent"`
+	SendErrors    uint64   `json:"send_errors"`
+	SenderBacklog uint64   `json:"sender_backlog_max"` // most messages one sender was behind schedule
+	Expected      uint64   `json:"expected"`
+	Received      uint64   `json:"received"`
+	Lost          uint64   `json:"lost"`
+	Duplicates    uint64   `json:"duplicates"`
+	OutOfOrder    uint64   `json:"out_of_order"`
+	WrongRoom     uint64   `json:"wrong_room"`
+	LostSamples   []string `json:"lost_samples,omitempty"` // a few missing deliveries: receiver, room, sender, seq
+	Foreign       uint64   `json:"foreign"`                // chatbench messages of other runs
+	OtherFrames   uint64   `json:"other_frames"`           // frames that are not chatbench messages
+	OfferedPerS   float64  `json:"offered_per_s"`
+	DeliveredPerS float64  `json:"delivered_per_s"`
 
 	LatP50  float64 `json:"lat_p50_ms"`
 	LatP90  float64 `json:"lat_p90_ms"`
@@ -162,7 +165,7 @@ func (cfg *Config) validate() error {
 		return errors.New("chatbench: -rate must be positive")
 	case cfg.Duration <= 0:
 		return errors.New("chatbench: -duration must be positive")
-	case cfg.Warmup < 0 || cfg.Timeout < 0 || cfg.Tick < 0 || cfg.ConnectRate < 0:
+	case cfg.Warmup < 0 || cfg.Settle < 0 || cfg.Timeout < 0 || cfg.Tick < 0 || cfg.ConnectRate < 0:
 		return errors.New("chatbench: durations and rates must not be negative")
 	case cfg.Size < 0 || cfg.Size > 1<<20:
 		return errors.New("chatbench: -size must be in 0..1048576")
@@ -286,6 +289,13 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Result, error) {
 		srvA, _ = sampleProc(cfg.PID)
 	}
 
+	if !cfg.Idle && cfg.Settle > 0 {
+		// A server may answer 101 before the connection has joined its room
+		// (chatd does: it joins after the upgrade); a message sent at once
+		// would then miss the clients that connected last.
+		prog.setPhase("settle")
+		sleepCtx(ctx, cfg.Settle)
+	}
 	if cfg.Idle {
 		prog.setPhase("hold")
 		sleepCtx(ctx, cfg.Duration)
@@ -641,6 +651,7 @@ func collect(cfg Config, clients []*client, echo bool, win *window, res *Result)
 	}
 	res.Echo = echo
 	res.Expected = expected(clients, connected, echo)
+	res.LostSamples = lostSamples(cfg, clients, echo, 5)
 	if res.Expected > res.Received {
 		res.Lost = res.Expected - res.Received
 	}
@@ -720,3 +731,39 @@ func ms(ns int64) float64 { return round3(float64(ns) / 1e6) }
 
 func round2(v float64) float64 { return float64(int64(v*100+0.5)) / 100 }
 func round3(v float64) float64 { return float64(int64(v*1000+0.5)) / 1000 }
+
+// lostSamples lists up to n deliveries that never arrived, to tell a
+// server's systematic loss (the first message, the last one, one client)
+// from random loss.
+func lostSamples(cfg Config, clients []*client, echo bool, n int) []string {
+	byRoom := make([][]*client, cfg.Rooms)
+	for _, c := range clients {
+		if c.local < cfg.Senders {
+			byRoom[c.room] = append(byRoom[c.room], c)
+		}
+	}
+	var out []string
+	for _, rc := range clients {
+		if rc.conn == nil {
+			continue
+		}
+		for _, sc := range byRoom[rc.room] {
+			if sc == rc && !echo {
+				continue
+			}
+			t := &rc.tracks[sc.local]
+			sent := sc.sent.Load()
+			for seq := uint64(0); seq < sent; seq++ {
+				w := int(seq >> 6)
+				if w < len(t.seen) && t.seen[w]&(1<<(seq&63)) != 0 {
+					continue
+				}
+				out = append(out, fmt.Sprintf("client %d (room %d) missed sender %d seq %d of %d", rc.id, rc.room, sc.id, seq, sent))
+				if len(out) >= n {
+					return out
+				}
+			}
+		}
+	}
+	return out
+}

@@ -81,6 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.Size, "size", cfg.Size, "message text size in `bytes` (header padded with x), e.g. -size 200")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measured sending time, or holding time with -idle, e.g. -duration 30s")
 	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "sending time before the measurement starts (counted for loss, not for latency or rate), e.g. -warmup 2s")
+	fs.DurationVar(&cfg.Settle, "settle", cfg.Settle, "pause between the last connection and the first message, for servers that join the room after answering the handshake; 0 tests that they do not, e.g. -settle 0")
 	fs.DurationVar(&cfg.Tick, "tick", cfg.Tick, "smallest pacer interval; a faster sender writes several messages per tick, e.g. -tick 1ms")
 	fs.Float64Var(&cfg.ConnectRate, "connect-rate", 0, "new connections per second; 0 = as fast as -connect-workers allow, e.g. -connect-rate 2000")
 	fs.IntVar(&cfg.ConnectWorkers, "connect-workers", cfg.ConnectWorkers, "connections dialled in parallel, e.g. -connect-workers 16")
@@ -148,6 +149,9 @@ func printSummary(w io.Writer, cfg Config, r *Result) {
 	if !r.Idle {
 		fmt.Fprintf(w, "  messages     sent %d  expected %d  received %d  lost %d  dup %d  out-of-order %d  wrong-room %d  (send errors %d, other runs %d, other frames %d)\n",
 			r.Sent, r.Expected, r.Received, r.Lost, r.Duplicates, r.OutOfOrder, r.WrongRoom, r.SendErrors, r.Foreign, r.OtherFrames)
+		for _, l := range r.LostSamples {
+			fmt.Fprintf(w, "               lost: %s\n", l)
+		}
 		fmt.Fprintf(w, "  throughput   delivered %.0f/s  (offered %.0f/s)\n", r.DeliveredPerS, r.OfferedPerS)
 		fmt.Fprintf(w, "  latency      p50 %.3fms  p90 %.3fms  p99 %.3fms  p99.9 %.3fms  max %.3fms  mean %.3fms  (%d samples)\n",
 			r.LatP50, r.LatP90, r.LatP99, r.LatP999, r.LatMax, r.LatMean, r.LatN)
