@@ -211,7 +211,7 @@ func testOutage(t *testing.T, srv *redisServer, name string, stop, start func())
 	}
 	// Redis lists the subscriptions again: the layers resubscribed.
 	eventually(t, "Redis to list both subscribers of g1 and one of g2", func() bool {
-		n := numsub(t, srv.port, redis.DefaultPrefix+g1, redis.DefaultPrefix+g2)
+		n := numsub(t, srv.addr(), redis.DefaultPrefix+g1, redis.DefaultPrefix+g2)
 		return n[0] == 2 && n[1] == 1
 	})
 	mu.Lock()
@@ -310,7 +310,7 @@ func TestSubscriptionChangesWhileDown(t *testing.T) {
 
 	srv.start()
 	eventually(t, "the layer to recover", func() bool { return l.Err() == nil })
-	if n := numsub(t, srv.port, redis.DefaultPrefix+"kept", redis.DefaultPrefix+"left", redis.DefaultPrefix+"refused"); n[0] != 1 || n[1] != 0 || n[2] != 0 {
+	if n := numsub(t, srv.addr(), redis.DefaultPrefix+"kept", redis.DefaultPrefix+"left", redis.DefaultPrefix+"refused"); n[0] != 1 || n[1] != 0 || n[2] != 0 {
 		t.Fatalf("after recovery Redis lists %v subscribers of [kept left refused], want [1 0 0]", n)
 	}
 	if err := l.Subscribe(ctx, "refused"); err != nil {
@@ -353,7 +353,7 @@ func TestSubscribeTimesOut(t *testing.T) {
 	if err := l.Subscribe(context.Background(), "later"); err != nil {
 		t.Fatal(err)
 	}
-	if n := numsub(t, srv.port, redis.DefaultPrefix+"held", redis.DefaultPrefix+"abandoned", redis.DefaultPrefix+"later"); n[0] != 1 || n[1] != 0 || n[2] != 1 {
+	if n := numsub(t, srv.addr(), redis.DefaultPrefix+"held", redis.DefaultPrefix+"abandoned", redis.DefaultPrefix+"later"); n[0] != 1 || n[1] != 0 || n[2] != 1 {
 		t.Fatalf("Redis lists %v subscribers of [held abandoned later], want [1 0 1]", n)
 	}
 	if err := l.Err(); err != nil {

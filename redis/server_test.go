@@ -49,7 +49,9 @@ func startRedis(t *testing.T) *redisServer {
 	return s
 }
 
-func (s *redisServer) url() string { return "redis://127.0.0.1:" + s.port + "/0" }
+func (s *redisServer) url() string { return "redis://" + s.addr() + "/0" }
+
+func (s *redisServer) addr() string { return "127.0.0.1:" + s.port }
 
 // start runs redis-server on s.port and waits until it answers PING.
 func (s *redisServer) start() {
@@ -110,10 +112,11 @@ func ping(port string) bool {
 	return err == nil && line == "+PONG\r\n"
 }
 
-// numsub returns the number of subscribers of each channel, as Redis sees it.
-func numsub(t *testing.T, port string, channels ...string) []int {
+// numsub returns the number of subscribers of each channel, as the Redis
+// server at addr (host:port) sees it.
+func numsub(t *testing.T, addr string, channels ...string) []int {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, 5*time.Second)
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
