@@ -165,6 +165,7 @@ func printSummary(w io.Writer, cfg Config, r *Result) {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "  chatbench    cpu %.1f%% of one core (%d cores on this machine; fd limit %d)\n", r.BenchCPU, r.CPUs, r.FDLimit)
+	fmt.Fprintf(w, "  machine      busy %.1f%% of %d%% (all processes and the kernel; softirq %.1f%%, mostly loopback TCP)\n", r.MachineCPU, 100*r.CPUs, r.SoftIRQ)
 	for _, s := range r.Warnings {
 		fmt.Fprintf(w, "  WARNING: %s\n", s)
 	}

@@ -113,3 +113,53 @@ func raiseFDLimit() (before, after uint64, err error) {
 	}
 	return before, rl.Cur, nil
 }
+
+// machineSample is the first line of /proc/stat: CPU time of all cores, in
+// clock ticks, by kind.
+type machineSample struct {
+	user, nice, system, idle, iowait, irq, softirq, steal uint64
+	ok                                                    bool
+}
+
+func (m machineSample) total() uint64 {
+	return m.user + m.nice + m.system + m.idle + m.iowait + m.irq + m.softirq + m.steal
+}
+
+// sampleMachine reads /proc/stat. Loopback TCP is processed largely in
+// softirq context and other processes share the cores, so the server's and
+// chatbench's CPU alone do not tell whether the machine was saturated.
+func sampleMachine() machineSample {
+	var m machineSample
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return m
+	}
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[:i]
+	}
+	f := bytes.Fields(b)
+	if len(f) < 9 || string(f[0]) != "cpu" {
+		return m
+	}
+	v := make([]uint64, 8)
+	for i := range v {
+		v[i], _ = strconv.ParseUint(string(f[i+1]), 10, 64)
+	}
+	m = machineSample{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], true}
+	return m
+}
+
+// machineUsage returns, in percent of one core (200 % = two cores busy),
+// the busy time and the softirq time between a and b.
+func machineUsage(a, b machineSample, cpus int) (busy, softirq float64) {
+	if !a.ok || !b.ok {
+		return 0, 0
+	}
+	total := float64(b.total() - a.total())
+	if total <= 0 {
+		return 0, 0
+	}
+	scale := 100 * float64(cpus) / total
+	idle := float64((b.idle + b.iowait) - (a.idle + a.iowait))
+	return (total - idle) * scale, float64(b.softirq-a.softirq) * scale
+}
