@@ -182,3 +182,102 @@ func randHex(t *testing.T) string {
 	}
 	return hex.EncodeToString(b)
 }
+
+// TestMultiProcessRedisRestart runs two chatd processes on a private Redis,
+// kills Redis (SIGKILL) while clients are connected and starts it again on
+// the same port. It checks what users and operators see: /readyz turns 503
+// and /healthz says degraded while Redis is away, a message sent meanwhile
+// gets an error frame instead of silence, nothing crashes and no WebSocket
+// is dropped, both processes report ready again once Redis is back, and the
+// rooms joined before the outage deliver again without anyone rejoining (the
+// layer resubscribed by itself). Each process logs the loss and the recovery
+// once.
+func TestMultiProcessRedisRestart(t *testing.T) {
+	testURL(t) // the same gate as the other Redis tests
+	if testing.Short() {
+		t.Skip("starts chatd processes; skipped with -short")
+	}
+	srv := startRedis(t)
+	var servers []*testserver.Server
+	for range 2 {
+		servers = append(servers, testserver.Start(t, nil, "CHANNEL_LAYER=redis", "REDIS_URL="+srv.url()))
+	}
+	room := "e2e-restart-" + randHex(t)
+	dial := func(s *testserver.Server) *wstest.Client {
+		t.Helper()
+		c := wstest.Dial(t, "ws://"+s.Addr+"/ws/chat/"+room+"/", wstest.Options{Subprotocol: "chatd.v1"})
+		c.NextOfType(t, "hello")
+		return c
+	}
+	x, y := dial(servers[0]), dial(servers[1])
+	send := func(c *wstest.Client, msg string) {
+		t.Helper()
+		c.Send(t, map[string]string{"message": msg})
+	}
+	expect := func(c *wstest.Client, who, want string) {
+		t.Helper()
+		if got := c.NextOfType(t, "chat_message").Str("message"); got != want {
+			t.Fatalf("%s received %q, want %q", who, got, want)
+		}
+	}
+	send(x, "before")
+	expect(x, "x", "before")
+	expect(y, "y", "before")
+
+	srv.kill()
+	for i, s := range servers {
+		eventually(t, fmt.Sprintf("process %d's /readyz to answer 503", i), func() bool {
+			code, _ := get(t, s.URL+"/readyz")
+			return code == http.StatusServiceUnavailable
+		})
+		code, body := get(t, s.URL+"/healthz")
+		if code != http.StatusOK || !strings.Contains(body, `"status":"degraded"`) {
+			t.Errorf("process %d /healthz while Redis is down: %d %s", i, code, body)
+		}
+		t.Logf("process %d /healthz while Redis is down: %s", i, body)
+	}
+	send(x, "during")
+	f := x.NextOfType(t, "error")
+	if f.Str("code") != "unavailable" {
+		t.Errorf("error frame for a message sent while Redis is down: %v, want code unavailable", f)
+	}
+	t.Logf("error frame: %v", f)
+
+	srv.start()
+	for i, s := range servers {
+		eventually(t, fmt.Sprintf("process %d's /readyz to answer 200", i), func() bool {
+			code, _ := get(t, s.URL+"/readyz")
+			return code == http.StatusOK
+		})
+	}
+	// Ready means resubscribed: the first message after recovery reaches
+	// both connections, which never left the room.
+	send(x, "after")
+	expect(x, "x", "after")
+	expect(y, "y", "after")
+	send(y, "reply")
+	expect(x, "x", "reply")
+	expect(y, "y", "reply")
+
+	for i, s := range servers {
+		logs := s.Stderr()
+		if n := strings.Count(logs, "redis layer lost its connection"); n != 1 {
+			t.Errorf("process %d logged the loss %d times, want once", i, n)
+		}
+		if n := strings.Count(logs, "redis layer reconnected"); n != 1 {
+			t.Errorf("process %d logged the recovery %d times, want once", i, n)
+		}
+	}
+}
+
+// get fetches url and returns the status code and body.
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
