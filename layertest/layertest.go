@@ -46,7 +46,7 @@ func Run(t *testing.T, newLayer NewLayer) {
 type inbox struct {
 	mu   sync.Mutex
 	msgs map[string][]string // group -> payloads in arrival order
-	ch   chan struct{}        // signalled on every arrival
+	ch   chan struct{}       // signalled on every arrival
 }
 
 func newInbox() *inbox {
@@ -89,13 +89,34 @@ func (in *inbox) waitFor(t *testing.T, group string, n int) []string {
 // test asserts that nothing arrived. Delivery happens through a marker
 // message published after the checked ones: once the marker arrives, any
 // earlier message on the same path has arrived too.
+//
+// settle waits for the marker itself, not for one more message than had
+// arrived: with a layer that delivers asynchronously (redis), a checked
+// message may still be in flight when settle starts, and counting would then
+// return before the marker.
 func settle(t *testing.T, ctx context.Context, pub chat.Layer, in *inbox, group string) {
 	t.Helper()
-	n := len(in.get(group))
+	markers := func() int {
+		n := 0
+		for _, m := range in.get(group) {
+			if m == "marker" {
+				n++
+			}
+		}
+		return n
+	}
+	before := markers()
 	if err := pub.Publish(ctx, group, []byte("marker")); err != nil {
 		t.Fatal(err)
 	}
-	in.waitFor(t, group, n+1)
+	deadline := time.After(wait)
+	for markers() == before {
+		select {
+		case <-in.ch:
+		case <-deadline:
+			t.Fatalf("group %q: the marker did not arrive within %v", group, wait)
+		}
+	}
 }
 
 func group(t *testing.T, name string) string {
