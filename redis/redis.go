@@ -140,7 +140,7 @@ type Layer struct {
 	// mu guards groups and closed. It is held only for map access: the
 	// supervisor read-locks it once per received message.
 	mu     sync.RWMutex
-	groups map[string]uint64 // the groups this process holds -> the Subscribe call that last added it
+	groups map[string]struct{} // the groups this process holds
 	closed bool
 
 	isClosed atomic.Bool             // mirrors closed for the Publish fast path
@@ -209,7 +209,7 @@ func New(ctx context.Context, opt Options, recv chat.Receiver) (*Layer, error) {
 		display: redact(opt.URL),
 		ctx:     lctx,
 		cancel:  cancel,
-		groups:  make(map[string]uint64),
+		groups:  make(map[string]struct{}),
 		first:   make(chan struct{}),
 		waiters: make(map[string]chan<- error),
 	}
@@ -250,19 +250,21 @@ func (l *Layer) Publish(ctx context.Context, group string, msg []byte) error {
 // after Subscribe returns is delivered. Subscribing twice is the same as
 // once.
 //
-// If Subscribe fails (Redis is away: the error wraps ErrUnavailable; or ctx
-// ends first), the group is not held, as if this call had not been made, and
-// the caller may try again later. A group that was already held before a
-// failed call stays held.
+// The layer records the group first and holds it until Unsubscribe, even
+// when Subscribe returns an error: an error wrapping ErrUnavailable (Redis is
+// away) or ctx's error means the subscription is not confirmed yet, not that
+// it was abandoned; the layer completes it as soon as Redis is reachable. A
+// caller that gives up on the group must call Unsubscribe. (If ctx is done
+// before the call, Subscribe does nothing.)
 func (l *Layer) Subscribe(ctx context.Context, group string) error {
 	fail := func(err error) error {
 		if ctx.Err() != nil {
-			return fmt.Errorf("redis: subscribe to group %q: %w", group, ctx.Err())
+			return fmt.Errorf("redis: subscribe to group %q: %w (the group is held; the layer completes the subscription)", group, ctx.Err())
 		}
-		return &unavailableError{msg: fmt.Sprintf("redis: subscribe to group %q: server unavailable", group), cause: err}
+		return &unavailableError{msg: fmt.Sprintf("redis: subscribe to group %q: server unavailable (the group is held and will be subscribed when the connection returns)", group), cause: err}
 	}
-	if ctx.Err() != nil {
-		return fail(ctx.Err())
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("redis: subscribe to group %q: %w", group, err)
 	}
 	l.subMu.Lock()
 	l.mu.Lock()
@@ -272,12 +274,10 @@ func (l *Layer) Subscribe(ctx context.Context, group string) error {
 		return ErrClosed
 	}
 	_, had := l.groups[group]
-	call := l.seq.Add(1)
-	l.groups[group] = call
+	l.groups[group] = struct{}{}
 	l.mu.Unlock()
 	ps := l.ps
 	if ps == nil {
-		l.rollback(group, call, had)
 		l.subMu.Unlock()
 		return fail(causeOf(l.Err()))
 	}
@@ -295,15 +295,15 @@ func (l *Layer) Subscribe(ctx context.Context, group string) error {
 		token, done = l.addWaiter()
 		err = ps.Ping(ctx, token)
 	}
+	l.subMu.Unlock()
 	if err != nil {
+		// The connection is failing; the supervisor replaces it, and the
+		// new one is subscribed to every held group, this one included.
 		if token != "" {
 			l.removeWaiter(token)
 		}
-		l.rollback(group, call, had)
-		l.subMu.Unlock()
 		return fail(err)
 	}
-	l.subMu.Unlock()
 	select {
 	case err = <-done:
 	case <-ctx.Done():
@@ -311,32 +311,9 @@ func (l *Layer) Subscribe(ctx context.Context, group string) error {
 		err = ctx.Err()
 	}
 	if err != nil {
-		l.subMu.Lock()
-		l.rollback(group, call, had)
-		l.subMu.Unlock()
 		return fail(err)
 	}
 	return nil
-}
-
-// rollback undoes a failed Subscribe: it forgets group if that call added it
-// and no later Subscribe of the same group has been made since, and sends
-// UNSUBSCRIBE if a connection is up. The caller holds subMu.
-func (l *Layer) rollback(group string, call uint64, had bool) {
-	if had {
-		return
-	}
-	l.mu.Lock()
-	mine := l.groups[group] == call
-	if mine {
-		delete(l.groups, group)
-	}
-	l.mu.Unlock()
-	if mine && l.ps != nil {
-		ctx, cancel := context.WithTimeout(l.ctx, l.opt.Timeout)
-		_ = l.ps.Unsubscribe(ctx, l.opt.Prefix+group)
-		cancel()
-	}
 }
 
 // Unsubscribe stops delivery of group's messages to this process. No
