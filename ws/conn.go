@@ -170,12 +170,36 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, opts JoinOptions) {
 	c.lastTok = c.start
 	c.lastRead.Store(c.start.UnixNano())
 
+	c.v1 = headerHasToken(r.Header, "Sec-WebSocket-Protocol", Subprotocol) || r.URL.Query().Get("protocol") == Subprotocol
+	// The connection joins its room before the handshake response goes
+	// out, so a client that has its 101 misses nothing sent after it.
+	// Until the upgrade is done, writing is held: frames are queued but
+	// no writer starts.
+	c.writing = true
+	if !h.register(c) {
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.WriteTimeout)
+	err := h.join(ctx, c)
+	cancel()
+	if err != nil {
+		h.unregister(c)
+		h.log.Error("ws: cannot join room", "group", c.group, "err", err)
+		h.log.Info("WebSocket REJECT", "path", c.path, "peer", c.peer, "status", 503, "reason", "channel layer unavailable")
+		http.Error(w, "503 Service Unavailable: the channel layer is unavailable, try again later", http.StatusServiceUnavailable)
+		return
+	}
+
 	netConn, brw, err := hj.Hijack()
 	if err != nil {
+		h.abandon(c)
 		h.log.Error("ws: hijack failed", "path", c.path, "peer", c.peer, "err", err)
 		return
 	}
-	c.raw = netConn
+	c.mu.Lock()
+	c.raw = netConn // guarded by mu until the upgrade, for Shutdown
+	c.mu.Unlock()
 	// net/http's buffered reader may hold bytes the client sent right after
 	// the request; only then is it kept (wrapped). Otherwise gws reads from
 	// a reader of ReadBufferSize. net/http's 4 KiB writer is dropped either
@@ -187,45 +211,56 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, opts JoinOptions) {
 		br = bufio.NewReaderSize(netConn, h.cfg.ReadBufferSize)
 	}
 	up := h.plainUpgrader
-	if headerHasToken(r.Header, "Sec-WebSocket-Protocol", Subprotocol) {
+	if c.v1 && headerHasToken(r.Header, "Sec-WebSocket-Protocol", Subprotocol) {
 		up = h.v1Upgrader
 	}
 	sock, err := up.UpgradeFromConn(&lockedConn{Conn: netConn, c: c}, br, r)
 	if err != nil {
 		// gws has answered 400 with the reason; lockedConn only half-closed.
 		_ = netConn.Close()
+		h.abandon(c)
 		h.log.Info("WebSocket REJECT", "path", c.path, "peer", c.peer, "status", 400, "reason", err.Error())
 		return
 	}
 	c.sock = sock
+	sock.Session().(*session).c = c
 	c.wmu.Lock()
 	c.framing = true
 	c.wmu.Unlock()
-	c.v1 = sock.SubProtocol() == Subprotocol || r.URL.Query().Get("protocol") == Subprotocol
-	sock.Session().(*session).c = c
+	h.log.Info("WebSocket CONNECT", "path", c.path, "peer", c.peer, "user", c.user.Username, "protocol", sock.SubProtocol())
 
-	if !h.register(c) {
-		c.Close(CloseGoingAway, "server shutting down")
-		go sock.ReadLoop()
-		return
+	// Release the writer; a v1 client's hello goes before anything queued.
+	var hello []byte
+	if c.v1 {
+		hello, _ = encodeFrame(helloFrame{Type: "hello", User: c.user.Username, Room: c.roomTag, Protocol: Subprotocol, Echo: c.echo})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.WriteTimeout)
-	err = h.join(ctx, c)
-	cancel()
-	if err != nil {
-		h.log.Error("ws: cannot join room", "group", c.group, "err", err)
-		c.Close(CloseInternalError, "channel layer unavailable, try again later")
+	c.mu.Lock()
+	if hello != nil && !c.closing {
+		c.queue = append(c.queue, nil)
+		copy(c.queue[1:], c.queue)
+		c.queue[0] = hello
+		c.queued += len(hello)
+	}
+	if len(c.queue) > 0 || c.closePending {
+		go c.writeLoop()
 	} else {
-		h.log.Info("WebSocket CONNECT", "path", c.path, "peer", c.peer, "user", c.user.Username, "protocol", sock.SubProtocol())
-		if c.v1 {
-			if f, err := encodeFrame(helloFrame{Type: "hello", User: c.user.Username, Room: c.roomTag, Protocol: Subprotocol, Echo: c.echo}); err == nil {
-				c.enqueue(f)
-			}
-		}
+		c.writing = false
 	}
+	c.mu.Unlock()
 	// A fresh goroutine rather than this handler's: net/http's per-request
 	// state becomes garbage as soon as the handler returns.
 	go sock.ReadLoop()
+}
+
+// abandon undoes register and join for a connection whose upgrade failed.
+func (h *Hub) abandon(c *Conn) {
+	c.mu.Lock()
+	c.closing = true
+	clear(c.queue)
+	c.queue = nil
+	c.mu.Unlock()
+	h.leave(c)
+	h.unregister(c)
 }
 
 // enqueue adds frame to c's send queue and makes sure a writer runs. It
@@ -276,7 +311,9 @@ func (c *Conn) beginCloseLocked(code uint16, reason string, drop bool) {
 		}
 		clear(c.queue)
 		c.queue = c.queue[:0]
-		_ = c.raw.SetWriteDeadline(time.Now().Add(c.hub.cfg.CloseGrace))
+		if c.raw != nil { // nil until the hijack
+			_ = c.raw.SetWriteDeadline(time.Now().Add(c.hub.cfg.CloseGrace))
+		}
 	}
 	if !c.writing {
 		c.writing = true

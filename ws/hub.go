@@ -504,7 +504,12 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		for _, c := range h.snapshot() {
-			_ = c.raw.Close()
+			c.mu.Lock()
+			raw := c.raw
+			c.mu.Unlock()
+			if raw != nil {
+				_ = raw.Close()
+			}
 		}
 		<-done
 		return ctx.Err()
