@@ -468,10 +468,9 @@ func (e eventHandler) OnMessage(sock *gws.Conn, m *gws.Message) {
 		return
 	}
 	msg := ChatMessage{Type: "chat_message", Message: text, User: c.user.Username, Datetime: formatTime(now), Room: c.roomTag}
-	ctx, cancel := context.WithTimeout(context.Background(), c.hub.cfg.WriteTimeout)
-	err := c.hub.publish(ctx, c, &msg)
-	cancel()
-	if err != nil {
+	// No per-message context timer: the memory layer cannot block, and the
+	// redis layer's client bounds every call with its own timeouts.
+	if err := c.hub.publish(context.Background(), c, &msg); err != nil {
 		c.hub.log.Warn("ws: publish failed", "group", c.group, "err", err)
 		c.enqueue(newErrorFrame(CodeUnavailable, "the message could not be delivered (channel layer unavailable); try again"))
 	}

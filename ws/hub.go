@@ -357,6 +357,11 @@ func (h *Hub) join(ctx context.Context, c *Conn) error {
 		return nil
 	}
 	if err := h.layer.Subscribe(ctx, c.group); err != nil {
+		// The layer may hold the group to complete the subscription later;
+		// nobody here will use it, so release it.
+		uctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = h.layer.Unsubscribe(uctx, c.group)
+		cancel()
 		return err
 	}
 	h.mu.Lock()
