@@ -41,7 +41,9 @@ type Config struct {
 	Timeout        time.Duration // longest drain wait for in-flight messages
 	Echo           string        // auto, true or false: does the server echo to the sender
 	Progress       bool          // progress line every second
-	ReadBuffer     int           // read buffer bytes per connection
+	ReadBuffer     int           // read buffer bytes per connection (gws) or per read loop (epoll)
+	Client         string        // epoll (own client, reads via epoll) or gws
+	Readers        int           // epoll read loops
 }
 
 // DefaultConfig returns the flag defaults.
@@ -63,6 +65,8 @@ func DefaultConfig() Config {
 		Echo:           "auto",
 		Progress:       true,
 		ReadBuffer:     16 << 10,
+		Client:         defaultClient(),
+		Readers:        max(1, runtime.GOMAXPROCS(0)/2),
 	}
 }
 
@@ -104,6 +108,8 @@ type Result struct {
 	LostSamples   []string `json:"lost_samples,omitempty"` // a few missing deliveries: receiver, room, sender, seq
 	Foreign       uint64   `json:"foreign"`                // chatbench messages of other runs
 	OtherFrames   uint64   `json:"other_frames"`           // frames that are not chatbench messages
+	ErrorFrames   uint64   `json:"error_frames"`           // of which {"type":"error"} frames
+	FirstError    string   `json:"first_error,omitempty"`
 	OfferedPerS   float64  `json:"offered_per_s"`
 	DeliveredPerS float64  `json:"delivered_per_s"`
 
@@ -124,6 +130,7 @@ type Result struct {
 
 	BenchCPU   float64  `json:"bench_cpu_pct"`
 	MachineCPU float64  `json:"machine_cpu_pct"` // all processes and the kernel, from /proc/stat
+	OtherCPU   float64  `json:"other_cpu_pct"`   // other processes during the run: noise
 	SoftIRQ    float64  `json:"softirq_cpu_pct"` // part of MachineCPU spent in softirq (loopback TCP); partly also in the processes' system time
 	CPUs       int      `json:"cpus"`
 	FDLimit    uint64   `json:"fd_limit"`
@@ -174,6 +181,16 @@ func (cfg *Config) validate() error {
 	case strings.Count(cfg.Path, "%s") != 1:
 		return errors.New("chatbench: -path must contain exactly one %s")
 	}
+	switch cfg.Client {
+	case "gws":
+	case "epoll":
+		if !epollAvailable {
+			return errors.New("chatbench: -client epoll needs Linux")
+		}
+	default:
+		return errors.New("chatbench: -client must be epoll or gws")
+	}
+	cfg.Readers = max(cfg.Readers, 1)
 	switch cfg.Echo {
 	case "auto", "true", "false":
 	default:
@@ -189,6 +206,13 @@ func (cfg *Config) validate() error {
 		return fmt.Errorf("chatbench: -senders %d is more than the %d clients of the smallest room", cfg.Senders, min)
 	}
 	return nil
+}
+
+func defaultClient() string {
+	if epollAvailable {
+		return "epoll"
+	}
+	return "gws"
 }
 
 var fdOnce sync.Once
@@ -263,9 +287,25 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Result, error) {
 	defer prog.stop()
 
 	// Connect.
+	var loops []*epollLoop
+	if cfg.Client == "epoll" {
+		for range cfg.Readers {
+			l, err := newEpollLoop(len(clients), cfg.ReadBuffer*4)
+			if err != nil {
+				return nil, err
+			}
+			loops = append(loops, l)
+		}
+	}
+	defer func() {
+		for _, l := range loops {
+			l.shutdown()
+		}
+	}()
+
 	prog.setPhase("connect")
 	connStart := time.Now()
-	connHist, failed, errs := connectAll(ctx, cfg, clients, urlFor)
+	connHist, failed, errs := connectAll(ctx, cfg, clients, urlFor, loops)
 	connWall := time.Since(connStart)
 	res.ConnsFailed = failed
 	res.ConnsOK = cfg.Clients - failed
@@ -279,17 +319,27 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Result, error) {
 	if connWall > 0 {
 		res.ConnectRate = float64(res.ConnsOK) / connWall.Seconds()
 	}
-	defer closeAll(clients)
+	defer closeAll(clients, loops)
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
 
-	benchStart := selfCPU()
-	machStart := sampleMachine()
-	measureStart := time.Now()
-	var srvA procSample
-	if cfg.PID > 0 {
-		srvA, _ = sampleProc(cfg.PID)
+	// The measured window starts now (idle) or after the warmup.
+	var (
+		benchStart   time.Duration
+		machStart    machineSample
+		othersStart  map[int]time.Duration
+		measureStart time.Time
+		srvA         procSample
+	)
+	startMeasure := func() {
+		measureStart = time.Now()
+		benchStart = selfCPU()
+		machStart = sampleMachine()
+		othersStart = otherCPU(cfg.PID)
+		if cfg.PID > 0 {
+			srvA, _ = sampleProc(cfg.PID)
+		}
 	}
 
 	if !cfg.Idle && cfg.Settle > 0 {
@@ -301,14 +351,16 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Result, error) {
 	}
 	if cfg.Idle {
 		prog.setPhase("hold")
+		startMeasure()
 		sleepCtx(ctx, cfg.Duration)
 	} else {
-		runSenders(ctx, cfg, clients, win, prog, &srvA, &benchStart, &machStart, &measureStart)
+		runSenders(ctx, cfg, clients, win, prog, startMeasure)
 	}
 	measureEnd := time.Now()
 	benchCPU := selfCPU() - benchStart
 	res.MachineCPU, res.SoftIRQ = machineUsage(machStart, sampleMachine(), res.CPUs)
 	res.MachineCPU, res.SoftIRQ = round2(res.MachineCPU), round2(res.SoftIRQ)
+	res.OtherCPU = round2(cpuPercent(otherCPUDelta(othersStart, otherCPU(cfg.PID)), measureEnd.Sub(measureStart)))
 	var srvB procSample
 	if cfg.PID > 0 {
 		srvB, _ = sampleProc(cfg.PID)
@@ -329,7 +381,7 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Result, error) {
 		select {
 		case <-c.done:
 			res.ConnsDropped++
-			if e, ok := c.closeE.Load().(error); ok && len(reasons) < 5 {
+			if e := c.closeErr(); e != nil && len(reasons) < 5 {
 				reasons[e.Error()] = true
 			}
 		default:
@@ -352,7 +404,7 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Result, error) {
 		}
 	}
 	prog.stop()
-	closeAll(clients)
+	closeAll(clients, loops)
 
 	// Merge the per-connection counts; every read goroutine has ended.
 	wall := measureEnd.Sub(measureStart)
@@ -366,7 +418,7 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Result, error) {
 
 // connectAll dials every client, ConnectWorkers at a time, at most
 // ConnectRate per second, and starts each connection's read goroutine.
-func connectAll(ctx context.Context, cfg Config, clients []*client, urlFor func(int) string) (*hist, int, []string) {
+func connectAll(ctx context.Context, cfg Config, clients []*client, urlFor func(int) string, loops []*epollLoop) (*hist, int, []string) {
 	var (
 		mu     sync.Mutex
 		all    = newHist()
@@ -386,31 +438,19 @@ func connectAll(ctx context.Context, cfg Config, clients []*client, urlFor func(
 			h := newHist()
 			for c := range jobs {
 				t0 := time.Now()
-				conn, resp, err := gws.NewClient(c, &gws.ClientOption{
-					Addr:             urlFor(c.room),
-					RequestHeader:    header.Clone(),
-					HandshakeTimeout: 10 * time.Second,
-					ReadBufferSize:   cfg.ReadBuffer,
-				})
+				err := dial(ctx, cfg, c, urlFor(c.room), header, loops)
 				if err != nil {
-					if resp != nil {
-						err = fmt.Errorf("%w (HTTP %s)", err, resp.Status)
-					}
 					mu.Lock()
 					failed++
 					if len(errs) < 5 {
 						errs[err.Error()] = true
 					}
 					mu.Unlock()
-					close(c.done)
+					c.finish()
 					continue
 				}
 				h.record(time.Since(t0).Nanoseconds())
-				c.conn = conn
-				go func() {
-					defer close(c.done)
-					conn.ReadLoop()
-				}()
+				c.up.Store(true)
 			}
 			mu.Lock()
 			all.merge(h)
@@ -429,7 +469,7 @@ func connectAll(ctx context.Context, cfg Config, clients []*client, urlFor func(
 			// Not dialled: count as failed so the totals add up.
 			for _, c := range clients[i:] {
 				failed++
-				close(c.done)
+				c.finish()
 			}
 			break
 		}
@@ -444,10 +484,53 @@ func connectAll(ctx context.Context, cfg Config, clients []*client, urlFor func(
 	return all, failed, list
 }
 
-// runSenders warms up, then measures for cfg.Duration. It samples the
-// server's and its own CPU when the measured window starts.
-func runSenders(ctx context.Context, cfg Config, clients []*client, win *window, prog *progress,
-	srvA *procSample, benchStart *time.Duration, machStart *machineSample, measureStart *time.Time) {
+// dial connects c with the configured client and starts reading.
+func dial(ctx context.Context, cfg Config, c *client, addr string, header http.Header, loops []*epollLoop) error {
+	const handshakeTimeout = 10 * time.Second
+	if cfg.Client == "gws" {
+		conn, resp, err := gws.NewClient(c, &gws.ClientOption{
+			Addr:             addr,
+			RequestHeader:    header.Clone(),
+			HandshakeTimeout: handshakeTimeout,
+			ReadBufferSize:   cfg.ReadBuffer,
+		})
+		if err != nil {
+			if resp != nil {
+				err = fmt.Errorf("%w (HTTP %s)", err, resp.Status)
+			}
+			return err
+		}
+		c.conn = gwsConn{conn}
+		go func() {
+			defer c.finish()
+			conn.ReadLoop()
+		}()
+		return nil
+	}
+	rc, early, err := dialRaw(ctx, addr, header, handshakeTimeout)
+	if err != nil {
+		return err
+	}
+	rc.c = c
+	c.conn = rc
+	if len(early) > 0 { // frames that came with the handshake response
+		k, perr := rc.parse(early, time.Now().UnixNano())
+		if perr != nil {
+			rc.Abort()
+			return perr
+		}
+		rc.rest = early[k:]
+	}
+	if err := loops[c.id%len(loops)].add(rc); err != nil {
+		rc.Abort()
+		return err
+	}
+	return nil
+}
+
+// runSenders warms up, then measures for cfg.Duration. It calls
+// startMeasure when the measured window starts.
+func runSenders(ctx context.Context, cfg Config, clients []*client, win *window, prog *progress, startMeasure func()) {
 	start := time.Now()
 	from := start.Add(cfg.Warmup)
 	to := from.Add(cfg.Duration)
@@ -478,12 +561,7 @@ func runSenders(ctx context.Context, cfg Config, clients []*client, win *window,
 		sleepCtx(ctx, time.Until(from))
 	}
 	prog.setPhase("measure")
-	*measureStart = time.Now()
-	*benchStart = selfCPU()
-	*machStart = sampleMachine()
-	if cfg.PID > 0 {
-		*srvA, _ = sampleProc(cfg.PID)
-	}
+	startMeasure()
 	wg.Wait()
 }
 
@@ -520,7 +598,7 @@ func (c *client) sendLoop(ctx context.Context, cfg Config, start, end time.Time)
 				return
 			}
 			buf = appendMessage(buf[:0], c.run, c.room, c.local, seq, time.Now().UnixNano(), cfg.Size)
-			if err := c.conn.WriteMessage(gws.OpcodeText, buf); err != nil {
+			if err := c.conn.WriteText(buf); err != nil {
 				c.sendErrors.Add(1)
 				return
 			}
@@ -612,11 +690,12 @@ func allDone(clients []*client) bool {
 }
 
 // closeAll closes every connection with 1000 and waits up to five seconds
-// for the read goroutines to end. It may be called more than once.
-func closeAll(clients []*client) {
+// for the read sides to end, then stops the read loops and closes what is
+// left. It may be called more than once.
+func closeAll(clients []*client, loops []*epollLoop) {
 	for _, c := range clients {
 		if c.conn != nil && !c.quit.Swap(true) {
-			_ = c.conn.WriteClose(1000, nil)
+			c.conn.CloseNormal()
 		}
 	}
 	timeout := time.After(5 * time.Second)
@@ -624,9 +703,17 @@ func closeAll(clients []*client) {
 		select {
 		case <-c.done:
 		case <-timeout:
+			// Stop the loops first: no read may race with a closed (and
+			// reused) descriptor.
+			for _, l := range loops {
+				l.shutdown()
+			}
 			for _, c := range clients {
 				if c.conn != nil {
-					_ = c.conn.NetConn().Close()
+					c.conn.Abort()
+				}
+				if loops != nil {
+					c.finish()
 				}
 			}
 			return
@@ -652,6 +739,10 @@ func collect(cfg Config, clients []*client, echo bool, win *window, res *Result)
 		res.WrongRoom += c.wrongRoom
 		res.Foreign += c.foreign
 		res.OtherFrames += c.other
+		res.ErrorFrames += c.errFrames
+		if res.FirstError == "" {
+			res.FirstError = c.firstErr
+		}
 		inWindow += c.inWindow
 		lat.merge(c.lat)
 	}
@@ -700,8 +791,11 @@ func warnings(cfg Config, res *Result) []string {
 		w = append(w, fmt.Sprintf("chatbench itself used %.0f%% CPU, at least 80%% of its share (%.0f%%) of the %d cores it shares with the server: the load generator may be the bottleneck", res.BenchCPU, share, res.CPUs))
 	}
 	if res.MachineCPU >= 0.9*100*float64(res.CPUs) {
-		w = append(w, fmt.Sprintf("the machine's %d cores were saturated (%.0f%% busy: server %.0f%%, chatbench %.0f%%, softirq %.0f%%): a faster server could not show it here",
-			res.CPUs, res.MachineCPU, res.ServerCPU, res.BenchCPU, res.SoftIRQ))
+		w = append(w, fmt.Sprintf("the machine's %d cores were saturated (%.0f%% busy: server %.0f%%, chatbench %.0f%%, other processes %.0f%%, softirq %.0f%%): a faster server could not show it here",
+			res.CPUs, res.MachineCPU, res.ServerCPU, res.BenchCPU, res.OtherCPU, res.SoftIRQ))
+	}
+	if res.OtherCPU >= 20 {
+		w = append(w, fmt.Sprintf("other processes used %.0f%% CPU during the run: the numbers are disturbed", res.OtherCPU))
 	}
 	if !cfg.Idle && res.SenderBacklog > uint64(cfg.Rate/10)+1 {
 		w = append(w, fmt.Sprintf("senders fell up to %d messages behind schedule: writes blocked (the server did not read fast enough, or chatbench is saturated); the offered rate was not reached", res.SenderBacklog))

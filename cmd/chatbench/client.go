@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,10 +34,12 @@ type client struct {
 	local  int // index within the room; senders are local < senders per room
 	run    string
 	win    *window
-	conn   *gws.Conn
-	done   chan struct{} // closed when ReadLoop has returned
-	quit   atomic.Bool   // set before chatbench closes the connection itself
-	closeE atomic.Value  // error: why the connection ended (gws's OnClose)
+	conn   wsConn        // nil if the connection failed; set before connectAll returns
+	up     atomic.Bool   // conn is set (for the progress line, which runs meanwhile)
+	done   chan struct{} // closed when the read side has ended (see finish)
+	once   sync.Once
+	quit   atomic.Bool  // set before chatbench closes the connection itself
+	closeE atomic.Value // errBox: why the connection ended
 
 	// Set by the sender goroutine; read by others through atomics.
 	sent       atomic.Uint64 // messages written
@@ -53,6 +57,8 @@ type client struct {
 	wrongRoom uint64
 	foreign   uint64 // chatbench messages of another run (history, other benchmarks)
 	other     uint64 // frames that are not chatbench messages
+	errFrames uint64 // {"type":"error",...} frames from the server
+	firstErr  string // the first of them
 	inWindow  uint64
 	tracks    []track // per sender of the room
 	lat       *hist   // allocated on first delivery, so idle clients stay small
@@ -82,9 +88,46 @@ func (t *track) mark(seq uint64) (dup bool) {
 	return false
 }
 
+var errorType = []byte(`"type":"error"`)
+
 // maxSeq bounds the sequence numbers accepted, so a corrupt frame cannot
 // make mark allocate gigabytes.
 const maxSeq = 1 << 34
+
+// wsConn is the write side of a connection; the read side calls
+// client.handle for every frame and client.finish when it ends.
+type wsConn interface {
+	WriteText(p []byte) error // one text message; called by the sender goroutine only
+	CloseNormal()             // start the closing handshake (1000)
+	Abort()                   // close the socket now
+}
+
+// gwsConn is a connection read and written by gws (-client gws).
+type gwsConn struct{ *gws.Conn }
+
+func (g gwsConn) WriteText(p []byte) error { return g.WriteMessage(gws.OpcodeText, p) }
+func (g gwsConn) CloseNormal()             { _ = g.WriteClose(1000, nil) }
+func (g gwsConn) Abort()                   { _ = g.NetConn().Close() }
+
+// Abort closes the socket of a rawConn.
+func (rc *rawConn) Abort() { _ = rc.nc.Close() }
+
+// errBox lets atomic.Value hold errors of different types.
+type errBox struct{ err error }
+
+func (c *client) setCloseErr(err error) {
+	if err != nil {
+		c.closeE.Store(errBox{err})
+	}
+}
+
+func (c *client) closeErr() error {
+	b, _ := c.closeE.Load().(errBox)
+	return b.err
+}
+
+// finish marks the read side ended; it may be called more than once.
+func (c *client) finish() { c.once.Do(func() { close(c.done) }) }
 
 // OnMessage handles one frame. gws recycles the frame buffer after Close.
 func (c *client) OnMessage(_ *gws.Conn, msg *gws.Message) {
@@ -96,11 +139,7 @@ func (c *client) OnMessage(_ *gws.Conn, msg *gws.Message) {
 func (c *client) OnPing(s *gws.Conn, payload []byte) { _ = s.WritePong(payload) }
 
 // OnClose remembers why the connection ended.
-func (c *client) OnClose(_ *gws.Conn, err error) {
-	if err != nil {
-		c.closeE.Store(err)
-	}
-}
+func (c *client) OnClose(_ *gws.Conn, err error) { c.setCloseErr(err) }
 
 // handle accounts for one received frame that arrived at now (Unix ns).
 func (c *client) handle(frame []byte, now int64) {
@@ -108,6 +147,12 @@ func (c *client) handle(frame []byte, now int64) {
 	m, ok := parseFrame(frame)
 	if !ok {
 		c.other++
+		if bytes.Contains(frame, errorType) {
+			if c.errFrames == 0 {
+				c.firstErr = string(frame[:min(len(frame), 300)])
+			}
+			c.errFrames++
+		}
 		return
 	}
 	if string(m.run) != c.run {

@@ -92,7 +92,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow targets that are not loopback (127.0.0.0/8, ::1, localhost); only for servers you own")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "longest wait after sending for in-flight messages (drain phase), e.g. -timeout 10s")
 	fs.StringVar(&cfg.Echo, "echo", cfg.Echo, "does the server send a message back to its sender: auto (yes if any sender got one of its own), true, false")
-	fs.IntVar(&cfg.ReadBuffer, "read-buffer", cfg.ReadBuffer, "read buffer `bytes` per connection; larger means fewer read syscalls under load, more memory, e.g. -read-buffer 65536")
+	fs.IntVar(&cfg.ReadBuffer, "read-buffer", cfg.ReadBuffer, "read buffer `bytes` per connection with -client gws (x4 per read loop with epoll); larger means fewer read syscalls under load, e.g. -read-buffer 65536")
+	fs.StringVar(&cfg.Client, "client", cfg.Client, "WebSocket client: epoll (chatbench's own, reads all sockets from -readers epoll loops; Linux, ws:// only) or gws (github.com/lxzan/gws, a goroutine per connection)")
+	fs.IntVar(&cfg.Readers, "readers", cfg.Readers, "epoll read loops (goroutines) with -client epoll, e.g. -readers 2")
 	fs.BoolVar(&quiet, "q", false, "no progress line")
 	cpuProfile := fs.String("cpuprofile", "", "write chatbench's own CPU profile to `file`, e.g. -cpuprofile /tmp/bench.pprof")
 	if err := fs.Parse(args); err != nil {
@@ -149,6 +151,9 @@ func printSummary(w io.Writer, cfg Config, r *Result) {
 	if !r.Idle {
 		fmt.Fprintf(w, "  messages     sent %d  expected %d  received %d  lost %d  dup %d  out-of-order %d  wrong-room %d  (send errors %d, other runs %d, other frames %d)\n",
 			r.Sent, r.Expected, r.Received, r.Lost, r.Duplicates, r.OutOfOrder, r.WrongRoom, r.SendErrors, r.Foreign, r.OtherFrames)
+		if r.ErrorFrames > 0 {
+			fmt.Fprintf(w, "               server error frames %d, first: %s\n", r.ErrorFrames, r.FirstError)
+		}
 		for _, l := range r.LostSamples {
 			fmt.Fprintf(w, "               lost: %s\n", l)
 		}
@@ -165,7 +170,7 @@ func printSummary(w io.Writer, cfg Config, r *Result) {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "  chatbench    cpu %.1f%% of one core (%d cores on this machine; fd limit %d)\n", r.BenchCPU, r.CPUs, r.FDLimit)
-	fmt.Fprintf(w, "  machine      busy %.1f%% of %d%% (all processes and the kernel; softirq %.1f%%, mostly loopback TCP)\n", r.MachineCPU, 100*r.CPUs, r.SoftIRQ)
+	fmt.Fprintf(w, "  machine      busy %.1f%% of %d%% (all processes and the kernel; other processes %.1f%%; softirq %.1f%%, mostly loopback TCP)\n", r.MachineCPU, 100*r.CPUs, r.OtherCPU, r.SoftIRQ)
 	for _, s := range r.Warnings {
 		fmt.Fprintf(w, "  WARNING: %s\n", s)
 	}

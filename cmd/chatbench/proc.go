@@ -163,3 +163,51 @@ func machineUsage(a, b machineSample, cpus int) (busy, softirq float64) {
 	idle := float64((b.idle + b.iowait) - (a.idle + a.iowait))
 	return (total - idle) * scale, float64(b.softirq-a.softirq) * scale
 }
+
+// otherCPU sums the CPU time (own and reaped children's) of every process
+// except chatbench and the server, by PID, from /proc/PID/stat. Two samples
+// tell how much the rest of the machine competed for the cores during a
+// run; processes that started and ended between them count through their
+// parent's children time, if it waited for them.
+func otherCPU(server int) map[int]time.Duration {
+	self := os.Getpid()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	m := make(map[int]time.Duration, len(ents))
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self || pid == server {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		f := bytes.Fields(stat[i+1:])
+		if len(f) < 15 {
+			continue
+		}
+		var ticks int64
+		for _, k := range []int{11, 12, 13, 14} { // utime stime cutime cstime
+			v, _ := strconv.ParseInt(string(f[k]), 10, 64)
+			ticks += v
+		}
+		m[pid] = time.Duration(ticks) * time.Second / clockTicks
+	}
+	return m
+}
+
+// otherCPUDelta is the CPU the other processes used between two samples.
+func otherCPUDelta(a, b map[int]time.Duration) time.Duration {
+	var d time.Duration
+	for pid, t := range b {
+		d += t - a[pid] // a new process counts whole
+	}
+	return max(d, 0)
+}

@@ -59,7 +59,7 @@ func (p *progress) loop() {
 			var conns int
 			var sent, recv uint64
 			for _, c := range p.clients {
-				if c.conn != nil {
+				if c.up.Load() {
 					select {
 					case <-c.done:
 					default:
