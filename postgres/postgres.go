@@ -16,9 +16,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"sort"
-	"strconv"
+	"github.com/chatd/chat/internal/migrations"
 	"strings"
 	"time"
 
@@ -71,42 +69,16 @@ func (s *Store) Close() error {
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// migrations returns the embedded migrations in order. Their file names are
-// NNNN_description.sql, numbered from 1 without gaps.
-func migrations() []migration {
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
-	if err != nil {
-		panic(err)
-	}
-	sort.Strings(names)
-	var ms []migration
-	for i, name := range names {
-		base := strings.TrimPrefix(name, "migrations/")
-		num, _, _ := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if err != nil || v != i+1 {
-			panic(fmt.Sprintf("postgres: migration %s is out of sequence (want number %d)", base, i+1))
-		}
-		b, err := migrationFiles.ReadFile(name)
-		if err != nil {
-			panic(err)
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
-	}
-	return ms
+// loadMigrations returns the embedded migrations in order.
+func loadMigrations() []migrations.Migration {
+	return migrations.Load(migrationFiles, "migrations", "postgres")
 }
 
 // KnownSchemaVersion returns the newest schema version this binary knows:
 // the number of its last embedded migration.
 func KnownSchemaVersion() int {
-	ms := migrations()
-	return ms[len(ms)-1].version
+	ms := loadMigrations()
+	return ms[len(ms)-1].Version
 }
 
 // migrationLock is the first key of the advisory lock that serialises
@@ -149,18 +121,18 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_version`).Scan(&current); err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
-	ms := migrations()
-	if known := ms[len(ms)-1].version; current > known {
+	ms := loadMigrations()
+	if known := ms[len(ms)-1].Version; current > known {
 		return fmt.Errorf("postgres: database schema version %d is newer than this chatd (knows %d); upgrade chatd", current, known)
 	}
 	for _, m := range ms[current:] {
 		// Without arguments Exec uses the simple protocol, which runs a
 		// script of several statements.
-		if _, err := tx.Exec(ctx, m.sql); err != nil {
-			return fmt.Errorf("postgres: migration %s: %w", m.name, err)
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
+			return fmt.Errorf("postgres: migration %s: %w", m.Name, err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)`, m.version, now()); err != nil {
-			return fmt.Errorf("postgres: migration %s: %w", m.name, err)
+		if _, err := tx.Exec(ctx, `INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)`, m.Version, now()); err != nil {
+			return fmt.Errorf("postgres: migration %s: %w", m.Name, err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
