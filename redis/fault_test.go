@@ -252,6 +252,9 @@ func testOutage(t *testing.T, srv *redisServer, name string, stop, start func())
 		}
 		lost := 0
 		for i := resume; i < next; i++ {
+			if !ok[i] {
+				t.Errorf("message %d, published after every layer reported recovery, failed", i)
+			}
 			if ok[i] && !seen[i] {
 				t.Errorf("%s: message %d, published after recovery, never arrived", c.who, i)
 			}

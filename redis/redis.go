@@ -119,7 +119,7 @@ type health struct {
 // alone changes the health state. While a connection is up, one watchdog
 // goroutine pings it when idle and closes it when it stops answering.
 //
-// Lock order: subMu before mu; wmu is never held with either.
+// Lock order: subMu, then mu or wmu; mu and wmu are never held together.
 type Layer struct {
 	opt     Options
 	recv    chat.Receiver
