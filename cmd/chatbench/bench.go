@@ -795,7 +795,7 @@ func warnings(cfg Config, res *Result) []string {
 			res.CPUs, res.MachineCPU, res.ServerCPU, res.BenchCPU, res.OtherCPU, res.SoftIRQ))
 	}
 	if res.OtherCPU >= 20 {
-		w = append(w, fmt.Sprintf("other processes used %.0f%% CPU during the run: the numbers are disturbed", res.OtherCPU))
+		w = append(w, fmt.Sprintf("other processes used at least %.0f%% CPU during the run: the numbers are disturbed", res.OtherCPU))
 	}
 	if !cfg.Idle && res.SenderBacklog > uint64(cfg.Rate/10)+1 {
 		w = append(w, fmt.Sprintf("senders fell up to %d messages behind schedule: writes blocked (the server did not read fast enough, or chatbench is saturated); the offered rate was not reached", res.SenderBacklog))

@@ -164,11 +164,12 @@ func machineUsage(a, b machineSample, cpus int) (busy, softirq float64) {
 	return (total - idle) * scale, float64(b.softirq-a.softirq) * scale
 }
 
-// otherCPU sums the CPU time (own and reaped children's) of every process
-// except chatbench and the server, by PID, from /proc/PID/stat. Two samples
-// tell how much the rest of the machine competed for the cores during a
-// run; processes that started and ended between them count through their
-// parent's children time, if it waited for them.
+// otherCPU returns the CPU time of every process except chatbench and the
+// server, by PID, from /proc/PID/stat. Two samples tell how much the rest of
+// the machine competed for the cores during a run. It is a lower bound:
+// processes that started and ended between the samples are missed
+// (children's time is not used, since a parent collects it only when it
+// reaps the child, all at once).
 func otherCPU(server int) map[int]time.Duration {
 	self := os.Getpid()
 	ents, err := os.ReadDir("/proc")
@@ -194,7 +195,7 @@ func otherCPU(server int) map[int]time.Duration {
 			continue
 		}
 		var ticks int64
-		for _, k := range []int{11, 12, 13, 14} { // utime stime cutime cstime
+		for _, k := range []int{11, 12} { // utime stime
 			v, _ := strconv.ParseInt(string(f[k]), 10, 64)
 			ticks += v
 		}
