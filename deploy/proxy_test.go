@@ -106,6 +106,15 @@ func TestCaddyfileInFrontOfTwoReplicas(t *testing.T) {
 		}
 	}
 
+	// Caddy's health checks (one at startup, then every 5 s) carry the Host
+	// header from CHATD_HOST, which chatd accepts: it never had to refuse a
+	// Host header.
+	for i, s := range replicas {
+		if strings.Contains(s.Stderr(), "disallowed Host header") {
+			t.Errorf("replica %d refused a Host header:\n%s", i, s.Stderr())
+		}
+	}
+
 	// A message from one client reaches all four, on both replicas.
 	clients[0].Send(t, map[string]string{"message": "through the proxy"})
 	for i, c := range clients {
