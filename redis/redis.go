@@ -237,6 +237,9 @@ func (l *Layer) Publish(ctx context.Context, group string, msg []byte) error {
 		return &unavailableError{msg: fmt.Sprintf("redis: publish to group %q: server unavailable", group), cause: causeOf(h.err)}
 	}
 	if err := l.client.Publish(ctx, l.opt.Prefix+group, msg).Err(); err != nil {
+		if l.isClosed.Load() {
+			return ErrClosed
+		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("redis: publish to group %q: %w", group, ctx.Err())
 		}
