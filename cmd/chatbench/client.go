@@ -110,7 +110,7 @@ func (g gwsConn) CloseNormal()             { _ = g.WriteClose(1000, nil) }
 func (g gwsConn) Abort()                   { _ = g.NetConn().Close() }
 
 // Abort closes the socket of a rawConn.
-func (rc *rawConn) Abort() { _ = rc.nc.Close() }
+func (rc *rawConn) Abort() { rc.closeFD() }
 
 // errBox lets atomic.Value hold errors of different types.
 type errBox struct{ err error }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // epollLoop reads the connections registered with it: one goroutine waits
@@ -82,13 +83,13 @@ func (l *epollLoop) readable(rc *rawConn) {
 		if cap(rc.rest)-len(rc.rest) < 64<<10 {
 			rc.rest = append(rc.rest, make([]byte, max(len(rc.rest), 64<<10))...)[:len(rc.rest)]
 		}
-		m, err = syscall.Read(rc.fd, rc.rest[len(rc.rest):cap(rc.rest)])
+		m, err = recv(rc.fd, rc.rest[len(rc.rest):cap(rc.rest)])
 		if m > 0 {
 			data = rc.rest[:len(rc.rest)+m]
 		}
 	} else {
 		n0 := copy(l.buf, rc.rest)
-		m, err = syscall.Read(rc.fd, l.buf[n0:])
+		m, err = recv(rc.fd, l.buf[n0:])
 		if m > 0 {
 			data = l.buf[:n0+m]
 		}
@@ -116,12 +117,26 @@ func (l *epollLoop) readable(rc *rawConn) {
 	}
 }
 
+// recv reads without blocking from the blocking socket fd.
+// (syscall.Recvfrom would allocate a sockaddr per call.)
+func recv(fd int, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, _, e := syscall.Syscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)),
+		syscall.MSG_DONTWAIT, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
 // finish unregisters and closes rc and marks its client done.
 func (l *epollLoop) finish(rc *rawConn, err error) {
 	l.slots[rc.c.id].Store(nil)
 	_ = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, rc.fd, nil)
 	rc.c.setCloseErr(err)
-	_ = rc.nc.Close()
+	rc.closeFD()
 	rc.c.finish()
 }
 

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -13,16 +15,19 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
 // rawConn is chatbench's own minimal WebSocket client connection, used with
-// -client epoll (the default on Linux). Its writes go through net.Conn; its
-// reads bypass Go's netpoller: an epoll loop (epoll_linux.go) reads the
-// socket with one read(2) per readiness event and parses the frames from a
-// buffer shared by all connections of the loop.
+// -client epoll (the default on Linux). Its socket bypasses Go's netpoller:
+// an epoll loop (epoll_linux.go) reads it with one recv per readiness event
+// and parses the frames from a buffer shared by all connections of the
+// loop; writes are blocking send calls from the writing goroutine.
 //
 // Why not gws for reading: with a goroutine per connection, every frame
 // that arrives alone (the common case with many rooms) costs a netpoller
@@ -31,11 +36,11 @@ import (
 // chatbench shares the cores with the server it measures.
 type rawConn struct {
 	c  *client
-	nc *net.TCPConn
-	fd int
+	fd int // a blocking socket, never seen by Go's netpoller
 
-	wmu  sync.Mutex // serialises writes (sender, pongs, close)
-	wbuf []byte     // guarded by wmu
+	wmu    sync.Mutex // serialises writes (sender, pongs, close) and closing
+	wbuf   []byte     // guarded by wmu
+	closed bool       // guarded by wmu: fd is closed (and may be reused)
 
 	// Read loop only.
 	rest   []byte // bytes of an incomplete frame
@@ -45,9 +50,16 @@ type rawConn struct {
 
 const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-// dialRaw connects and performs the opening handshake. It reads the
-// response itself so that no byte after it is lost to a buffered reader:
-// what follows the header is returned as the first bytes of the stream.
+// writeTimeout bounds a blocked write (a server that stops reading), so
+// that senders and the run always end.
+const writeTimeout = 10 * time.Second
+
+// dialRaw connects and performs the opening handshake. The socket is made
+// with syscalls and stays blocking, outside Go's netpoller: the epoll loop
+// reads it with recv(MSG_DONTWAIT), writes block (bounded by SO_SNDTIMEO).
+// Had it been a net.Conn, Go's own poller would also wake up for every
+// frame that arrives, for nothing. The response header is read here, and
+// what follows it is returned as the first bytes of the stream.
 func dialRaw(ctx context.Context, rawURL string, header http.Header, timeout time.Duration) (*rawConn, []byte, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -56,24 +68,53 @@ func dialRaw(ctx context.Context, rawURL string, header http.Header, timeout tim
 	if u.Scheme != "ws" {
 		return nil, nil, fmt.Errorf("chatbench: -client epoll speaks ws:// only (use -client gws for %s://)", u.Scheme)
 	}
-	host := u.Host
-	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), "80")
+	port := u.Port()
+	if port == "" {
+		port = "80"
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", host)
+	ips, err := net.DefaultResolver.LookupIPAddr(ctx, u.Hostname())
+	if err != nil || len(ips) == 0 {
+		return nil, nil, fmt.Errorf("chatbench: resolve %s: %v", u.Hostname(), err)
+	}
+	pn, err := strconv.Atoi(port)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("chatbench: bad port %q", port)
 	}
-	nc := conn.(*net.TCPConn)
+	var (
+		sa     syscall.Sockaddr
+		family = syscall.AF_INET
+	)
+	if ip4 := ips[0].IP.To4(); ip4 != nil {
+		sa4 := &syscall.SockaddrInet4{Port: pn}
+		copy(sa4.Addr[:], ip4)
+		sa = sa4
+	} else {
+		sa6 := &syscall.SockaddrInet6{Port: pn}
+		copy(sa6.Addr[:], ips[0].IP.To16())
+		sa, family = sa6, syscall.AF_INET6
+	}
+	fd, err := syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, os.NewSyscallError("socket", err)
+	}
+	rc := &rawConn{fd: fd}
 	fail := func(err error) (*rawConn, []byte, error) {
-		_ = nc.Close()
+		rc.closeFD()
 		return nil, nil, err
 	}
-	deadline, _ := ctx.Deadline()
-	_ = nc.SetDeadline(deadline)
+	_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+	tv := syscall.NsecToTimeval(timeout.Nanoseconds())
+	_ = syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_SNDTIMEO, &tv) // also bounds connect
+	_ = syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv)
+	for {
+		err = syscall.Connect(fd, sa)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return fail(os.NewSyscallError("connect", err))
+	}
 
 	var k [16]byte
 	binary.LittleEndian.PutUint64(k[:8], rand.Uint64())
@@ -87,8 +128,8 @@ func dialRaw(ctx context.Context, rawURL string, header http.Header, timeout tim
 		}
 	}
 	req.WriteString("\r\n")
-	if _, err := io.WriteString(nc, req.String()); err != nil {
-		return fail(err)
+	if err := writeAll(fd, []byte(req.String())); err != nil {
+		return fail(fmt.Errorf("chatbench: handshake: %w", err))
 	}
 
 	buf := make([]byte, 0, 1024)
@@ -100,14 +141,18 @@ func dialRaw(ctx context.Context, rawURL string, header http.Header, timeout tim
 			}
 			buf = append(buf, make([]byte, cap(buf))...)[:len(buf)]
 		}
-		n, err := nc.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if end = bytes.Index(buf, []byte("\r\n\r\n")); end >= 0 {
-			break
+		n, err := syscall.Read(fd, buf[len(buf):cap(buf)])
+		if err == syscall.EINTR {
+			continue
 		}
 		if err != nil {
-			return fail(fmt.Errorf("chatbench: handshake: %w", err))
+			return fail(fmt.Errorf("chatbench: handshake: %w", os.NewSyscallError("read", err)))
 		}
+		if n <= 0 {
+			return fail(fmt.Errorf("chatbench: handshake: %w", io.ErrUnexpectedEOF))
+		}
+		buf = buf[:len(buf)+n]
+		end = bytes.Index(buf, []byte("\r\n\r\n"))
 	}
 	head := string(buf[:end])
 	status, fields, _ := strings.Cut(head, "\r\n")
@@ -126,23 +171,48 @@ func dialRaw(ctx context.Context, rawURL string, header http.Header, timeout tim
 	if !ok {
 		return fail(errors.New("chatbench: handshake: bad Sec-WebSocket-Accept"))
 	}
-	_ = nc.SetDeadline(time.Time{})
-
-	rc := &rawConn{nc: nc, fd: -1}
-	sc, err := nc.SyscallConn()
-	if err != nil {
-		return fail(err)
-	}
-	if err := sc.Control(func(fd uintptr) { rc.fd = int(fd) }); err != nil {
-		return fail(err)
-	}
+	wt := syscall.NsecToTimeval(writeTimeout.Nanoseconds())
+	_ = syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_SNDTIMEO, &wt)
 	return rc, append([]byte(nil), buf[end+4:]...), nil
 }
+
+// writeAll writes p to the blocking socket fd.
+func writeAll(fd int, p []byte) error {
+	for len(p) > 0 {
+		n, err := syscall.Write(fd, p)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			if err == syscall.EAGAIN {
+				return fmt.Errorf("chatbench: write blocked for %v (the server does not read)", writeTimeout)
+			}
+			return os.NewSyscallError("write", err)
+		}
+		p = p[n:]
+	}
+	return nil
+}
+
+// closeFD closes the socket once; writes after it fail.
+func (rc *rawConn) closeFD() {
+	rc.wmu.Lock()
+	if !rc.closed {
+		rc.closed = true
+		_ = syscall.Close(rc.fd)
+	}
+	rc.wmu.Unlock()
+}
+
+var errClosed = errors.New("chatbench: connection closed")
 
 // writeFrame writes one masked frame.
 func (rc *rawConn) writeFrame(op byte, payload []byte) error {
 	rc.wmu.Lock()
 	defer rc.wmu.Unlock()
+	if rc.closed {
+		return errClosed
+	}
 	b := rc.wbuf[:0]
 	b = append(b, 0x80|op)
 	switch n := len(payload); {
@@ -163,8 +233,7 @@ func (rc *rawConn) writeFrame(op byte, payload []byte) error {
 		b[start+i] ^= key[i&3]
 	}
 	rc.wbuf = b
-	_, err := rc.nc.Write(b)
-	return err
+	return writeAll(rc.fd, b)
 }
 
 // WriteText sends one text message.
@@ -172,10 +241,7 @@ func (rc *rawConn) WriteText(p []byte) error { return rc.writeFrame(0x1, p) }
 
 // CloseNormal starts the closing handshake (1000); the read loop finishes
 // the connection when the server answers or the socket ends.
-func (rc *rawConn) CloseNormal() {
-	_ = rc.nc.SetWriteDeadline(time.Now().Add(time.Second))
-	_ = rc.writeFrame(0x8, []byte{0x03, 0xe8})
-}
+func (rc *rawConn) CloseNormal() { _ = rc.writeFrame(0x8, []byte{0x03, 0xe8}) }
 
 // closeError is the close frame a server sent.
 type closeError struct {
@@ -251,7 +317,6 @@ func (rc *rawConn) parse(p []byte, now int64) (int, error) {
 				e.reason = string(payload[2:])
 			}
 			if !rc.c.quit.Load() { // answer a close we did not start
-				_ = rc.nc.SetWriteDeadline(time.Now().Add(time.Second))
 				_ = rc.writeFrame(0x8, payload[:min(len(payload), 2)])
 			}
 			return consumed + hl + int(n), e
