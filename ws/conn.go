@@ -24,6 +24,9 @@ type JoinOptions struct {
 	User    *chat.User // never nil
 	Session string     // opaque session id, so logout can close its sockets
 	Echo    *bool      // nil: the hub's default
+	// Recheck, if not nil, re-checks the user's right to stay in the room
+	// before each message they send and on every Hub.Recheck (see authz.go).
+	Recheck func(ctx context.Context) error
 }
 
 // Conn is one WebSocket connection.
@@ -49,6 +52,9 @@ type Conn struct {
 	start   time.Time
 	sock    *gws.Conn
 	raw     net.Conn // the hijacked connection; data writes go here under wmu
+
+	// recheck is JoinOptions.Recheck; set once, before the connection is shared.
+	recheck func(ctx context.Context) error
 
 	// idx is c's index in room.members; guarded by room.mu.
 	idx int
@@ -158,6 +164,7 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, opts JoinOptions) {
 		roomTag: opts.Room,
 		user:    opts.User,
 		session: opts.Session,
+		recheck: opts.Recheck,
 		echo:    h.cfg.Echo,
 		path:    r.URL.Path,
 		peer:    r.RemoteAddr,
@@ -465,6 +472,9 @@ func (e eventHandler) OnMessage(sock *gws.Conn, m *gws.Message) {
 	}
 	if !c.allow(now) {
 		c.enqueue(newErrorFrame(CodeRateLimited, "too many messages; this one was not sent"))
+		return
+	}
+	if c.recheck != nil && !c.recheckBeforeSend() {
 		return
 	}
 	msg := ChatMessage{Type: "chat_message", Message: text, User: c.user.Username, Datetime: formatTime(now), Room: c.roomTag}
