@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/chatd/chat/memory"
+	"github.com/chatd/chat/sqlite"
 	"github.com/chatd/chat/web"
 	"github.com/chatd/chat/ws"
 )
@@ -48,7 +49,12 @@ func startChatd(t *testing.T, extra map[string]http.Handler) string {
 	if err := hub.Start(context.Background(), layer); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := web.NewServer(web.Config{}, hub)
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "chatd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srv, err := web.NewServer(web.Config{Store: st}, hub)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,10 +23,10 @@ func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
 		}
 		data["Room"] = name
 		data["Error"] = roomNameRule
-		s.render(w, http.StatusBadRequest, "index.html", data)
+		s.render(w, r, http.StatusBadRequest, "index.html", data)
 		return
 	}
-	s.render(w, http.StatusOK, "index.html", data)
+	s.render(w, r, http.StatusOK, "index.html", data)
 }
 
 const roomNameRule = "A room name is 1 to 100 characters: letters, digits, '_', '-' or '.' (not only dots)."
@@ -35,15 +35,21 @@ func roomPath(name string) string {
 	return "/chat/" + pathEscape(name) + "/"
 }
 
-// handleRoom shows a public room's page.
+// handleRoom shows a public room's page; with RequireLogin, anonymous
+// visitors are sent to the login page first.
 func (s *Server) handleRoom(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("room")
 	if !chat.ValidRoomName(name) {
-		s.errorPage(w, http.StatusNotFound, "No such room", roomNameRule)
+		s.errorPage(w, r, http.StatusNotFound, "No such room", roomNameRule)
 		return
 	}
-	s.render(w, http.StatusOK, "room.html", map[string]any{
+	if s.cfg.RequireLogin && s.requireUser(w, r) == nil {
+		return
+	}
+	s.render(w, r, http.StatusOK, "room.html", map[string]any{
 		"Room":       name,
+		"Title":      name,
+		"Heading":    "#" + name,
 		"SocketPath": "/ws/chat/" + pathEscape(name) + "/",
 	})
 }
@@ -63,12 +69,15 @@ func (s *Server) handlePublicSocket(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, http.StatusBadRequest, "echo must be 1, 0, true or false")
 		return
 	}
-	s.hub.Accept(w, r, ws.JoinOptions{
-		Group: "chat:" + name,
-		Room:  name,
-		User:  guest(),
-		Echo:  echo,
-	})
+	opts := ws.JoinOptions{Group: "chat:" + name, Room: name, Echo: echo}
+	if !s.socketUser(r, &opts, 0) {
+		if s.cfg.RequireLogin {
+			s.rejectAnonymous(w, r)
+			return
+		}
+		opts.User = guest()
+	}
+	s.hub.Accept(w, r, opts)
 }
 
 // checkUpgrade answers requests that are not a WebSocket upgrade from an
@@ -159,5 +168,5 @@ func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "404 Not Found: no WebSocket endpoint at "+r.URL.Path, http.StatusNotFound)
 		return
 	}
-	s.errorPage(w, http.StatusNotFound, "Page not found", "There is nothing at "+r.URL.Path+".")
+	s.errorPage(w, r, http.StatusNotFound, "Page not found", "There is nothing at "+r.URL.Path+".")
 }

@@ -5,11 +5,14 @@ package web
 
 import (
 	"embed"
+	"errors"
 	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"time"
 
+	chat "github.com/chatd/chat"
 	"github.com/chatd/chat/ws"
 )
 
@@ -20,32 +23,99 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // Config is what the web layer needs from the operator's configuration.
+// Zero fields take the defaults documented on each field.
 type Config struct {
 	Production bool   // Secure cookies, stricter defaults
 	Hosts      *Hosts // ALLOWED_HOSTS (already defaulted by the caller)
 	Logger     *slog.Logger
 	Version    string
+
+	// Store keeps accounts, sessions and courses; required.
+	Store chat.Store
+	// SessionTTL is how long a login lasts; default 14 days (SESSION_TTL).
+	SessionTTL time.Duration
+	// DisableSignup turns /accounts/signup/ off (ALLOW_SIGNUP=false).
+	DisableSignup bool
+	// RequireLogin keeps anonymous guests out of public rooms
+	// (ALLOW_ANONYMOUS=false).
+	RequireLogin bool
+	// RecheckInterval is how often open sockets of signed-in users are
+	// checked again (session still valid, still enrolled); default 30 s,
+	// negative turns the periodic check off (ACCESS_RECHECK_INTERVAL).
+	RecheckInterval time.Duration
+	// SweepInterval is how often expired sessions are deleted; default 1 h.
+	SweepInterval time.Duration
+	// LoginFailures failed logins per client IP, or per username, within
+	// LoginWindow make further attempts answer 429 until the window has
+	// passed; defaults 5 and 5 minutes.
+	LoginFailures int
+	LoginWindow   time.Duration
+	// TrustProxy takes the client's IP, for login throttling, from the last
+	// X-Forwarded-For entry (set by a reverse proxy such as Caddy) instead
+	// of the connection's address (TRUST_PROXY).
+	TrustProxy bool
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Hosts == nil {
+		c.Hosts = DevelopmentHosts()
+	}
+	if c.SessionTTL <= 0 {
+		c.SessionTTL = 14 * 24 * time.Hour
+	}
+	if c.RecheckInterval == 0 {
+		c.RecheckInterval = 30 * time.Second
+	}
+	if c.SweepInterval <= 0 {
+		c.SweepInterval = time.Hour
+	}
+	if c.LoginFailures <= 0 {
+		c.LoginFailures = 5
+	}
+	if c.LoginWindow <= 0 {
+		c.LoginWindow = 5 * time.Minute
+	}
 }
 
 // Server serves chatd's HTTP routes.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
-	hub   *ws.Hub
-	pages map[string]*template.Template
-	mux   *http.ServeMux
+	cfg      Config
+	log      *slog.Logger
+	hub      *ws.Hub
+	store    chat.Store
+	throttle *throttle
+	csrf     *http.CrossOriginProtection
+	pages    map[string]*template.Template
+	mux      *http.ServeMux
 }
 
 // NewServer returns chatd's HTTP handler.
 func NewServer(cfg Config, hub *ws.Hub) (*Server, error) {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg.setDefaults()
+	if cfg.Store == nil {
+		return nil, errors.New("web: Config.Store is required")
 	}
-	if cfg.Hosts == nil {
-		cfg.Hosts = DevelopmentHosts()
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		hub:      hub,
+		store:    cfg.Store,
+		throttle: newThrottle(cfg.LoginFailures, cfg.LoginWindow, maxThrottleKeys),
+		csrf:     http.NewCrossOriginProtection(),
+		pages:    make(map[string]*template.Template),
+		mux:      http.NewServeMux(),
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, hub: hub, pages: make(map[string]*template.Template), mux: http.NewServeMux()}
-	for _, page := range []string{"index.html", "room.html", "error.html"} {
+	s.csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.log.Warn("web: cross-origin request refused", "method", r.Method, "path", r.URL.Path,
+			"origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"), "peer", r.RemoteAddr)
+		s.errorPage(w, r, http.StatusForbidden, "Cross-site request refused",
+			"This form was sent from another site, so it was refused (CSRF protection). Go back, reload the page and try again.")
+	}))
+	for _, page := range []string{"index.html", "room.html", "error.html", "login.html", "signup.html",
+		"logout.html", "courses.html", "course.html", "users.html"} {
 		t, err := template.ParseFS(templateFS, "templates/base.html", "templates/"+page)
 		if err != nil {
 			return nil, err
@@ -66,12 +136,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handler() http.Handler {
-	return s.recoverPanics(s.logRequests(s.checkHost(s.securityHeaders(s.mux))))
+	return s.recoverPanics(s.logRequests(s.checkHost(s.securityHeaders(s.csrf.Handler(s.mux)))))
 }
 
-// render writes a page with status.
-func (s *Server) render(w http.ResponseWriter, status int, page string, data any) {
+// render writes a page with status. Every page gets the signed-in user (or
+// nil) as .User for the navigation bar, and whether sign-up is open.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page string, data map[string]any) {
+	if data == nil {
+		data = map[string]any{}
+	}
+	data["User"] = chat.UserFromContext(r.Context())
+	data["Signup"] = !s.cfg.DisableSignup
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	if err := s.pages[page].ExecuteTemplate(w, "base", data); err != nil {
 		s.log.Error("web: render", "page", page, "err", err)
@@ -79,6 +156,6 @@ func (s *Server) render(w http.ResponseWriter, status int, page string, data any
 }
 
 // errorPage renders a friendly error page.
-func (s *Server) errorPage(w http.ResponseWriter, status int, title, detail string) {
-	s.render(w, status, "error.html", map[string]any{"Title": title, "Detail": detail, "Status": status})
+func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, title, detail string) {
+	s.render(w, r, status, "error.html", map[string]any{"Title": title, "Detail": detail, "Status": status})
 }

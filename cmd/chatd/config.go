@@ -33,6 +33,14 @@ type config struct {
 	ChannelLayer string
 	RedisURL     string
 
+	SessionTTL     time.Duration
+	AllowSignup    bool
+	AllowAnonymous bool
+	AccessRecheck  time.Duration
+	LoginFailures  int
+	LoginWindow    time.Duration
+	TrustProxy     bool
+
 	hosts *web.Hosts // parsed AllowedHosts, defaulted for development
 }
 
@@ -119,6 +127,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	e.String(&c.LogFormat, "log-format", "LOG_FORMAT", "text", "text or json")
 	e.String(&c.DataDir, "data-dir", "DATA_DIR", "data", "directory of the SQLite database (when DATABASE_URL is empty)")
 	e.String(&c.DatabaseURL, "database-url", "DATABASE_URL", "", "postgres://... to use PostgreSQL instead of SQLite")
+	e.Duration(&c.SessionTTL, "session-ttl", "SESSION_TTL", 14*24*time.Hour, "how long a login lasts before the user must sign in again")
+	e.Bool(&c.AllowSignup, "allow-signup", "ALLOW_SIGNUP", true, "let visitors create accounts at /accounts/signup/")
+	e.Bool(&c.AllowAnonymous, "allow-anonymous", "ALLOW_ANONYMOUS", true, "let visitors who are not signed in chat in public rooms as guests")
+	e.Duration(&c.AccessRecheck, "access-recheck", "ACCESS_RECHECK_INTERVAL", 30*time.Second, "how often signed-in users' open sockets are checked again (session valid, still enrolled); 0 checks only when they send")
+	e.Int(&c.LoginFailures, "login-failures", "LOGIN_FAILURE_LIMIT", 5, "failed logins per client IP, or per username, after which login answers 429 until LOGIN_FAILURE_WINDOW has passed")
+	e.Duration(&c.LoginWindow, "login-window", "LOGIN_FAILURE_WINDOW", 5*time.Minute, "how long failed logins count, from the first one")
+	e.Bool(&c.TrustProxy, "trust-proxy", "TRUST_PROXY", false, "take the client IP from the last X-Forwarded-For entry (set it behind a reverse proxy such as Caddy)")
 	kind, redisURL, layerErr := layerConfigFromEnv(getenv)
 	if layerErr != nil {
 		e.errs = append(e.errs, layerErr.Error())
@@ -167,6 +182,14 @@ func (c *config) validate() error {
 		return fmt.Errorf("rate limit must not be negative")
 	case c.DrainTimeout < 0:
 		return fmt.Errorf("drain timeout must not be negative")
+	case c.SessionTTL < time.Second:
+		return fmt.Errorf("SESSION_TTL must be at least 1s")
+	case c.AccessRecheck < 0:
+		return fmt.Errorf("ACCESS_RECHECK_INTERVAL must not be negative")
+	case c.LoginFailures < 1:
+		return fmt.Errorf("LOGIN_FAILURE_LIMIT must be at least 1")
+	case c.LoginWindow < time.Second:
+		return fmt.Errorf("LOGIN_FAILURE_WINDOW must be at least 1s")
 	}
 	switch c.ChannelLayer {
 	case layerMemory:

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	chat "github.com/chatd/chat"
 	"github.com/chatd/chat/web"
 	"github.com/chatd/chat/ws"
 )
@@ -46,13 +47,50 @@ func dispatch(ctx context.Context, cmd string, args []string, getenv func(string
 			return err
 		}
 		defer st.Close()
-		a := &adminEnv{store: st, stdin: stdin, stdout: stdout, getenv: getenv}
+		a := &adminEnv{store: st, stdin: stdin, stdout: stdout, getenv: getenv,
+			unenrolled: func(ctx context.Context, courseID, userID int64) error {
+				return closeUnenrolled(ctx, st, getenv, courseID, userID)
+			}}
 		return a.run(ctx, cmd, args)
 	}
 	switch cmd {
 	default:
 		return fmt.Errorf("unknown command %q (see chatd -h)", cmd)
 	}
+}
+
+// closeUnenrolled is the admin command unenroll's hook: it closes the
+// user's open sockets in the course room (1008 "no longer enrolled") on the
+// servers that share the configured channel layer. That reaches them only
+// through Redis: with the memory layer the servers are other processes this
+// one cannot reach, and they find out themselves, since a course room's
+// sockets are re-checked before every message and every
+// ACCESS_RECHECK_INTERVAL (web.Server.Run).
+func closeUnenrolled(ctx context.Context, st chat.Store, getenv func(string) string, courseID, userID int64) error {
+	kind, redisURL, err := layerConfigFromEnv(getenv)
+	if err != nil {
+		return err
+	}
+	if kind != layerRedis {
+		return nil
+	}
+	u, err := st.UserByID(ctx, userID)
+	if err != nil {
+		return err
+	}
+	layer, err := openLayer(ctx, kind, redisURL, func(string, []byte) {}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer layer.Close()
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return ws.PublishControl(pctx, layer, ws.Control{
+		User:   u.Username,
+		Group:  web.CourseGroup(courseID),
+		Code:   ws.ClosePolicyViolation,
+		Reason: "no longer enrolled",
+	})
 }
 
 // serve runs the server until ctx is cancelled, then drains: it stops
@@ -84,15 +122,33 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	if err := hub.Start(ctx, layer); err != nil {
 		return err
 	}
+	recheck := cfg.AccessRecheck
+	if recheck == 0 {
+		recheck = -1 // web: negative turns the periodic check off
+	}
 	srv, err := web.NewServer(web.Config{
-		Production: cfg.production(),
-		Hosts:      cfg.hosts,
-		Logger:     log,
-		Version:    version,
+		Production:      cfg.production(),
+		Hosts:           cfg.hosts,
+		Logger:          log,
+		Version:         version,
+		Store:           st,
+		SessionTTL:      cfg.SessionTTL,
+		DisableSignup:   !cfg.AllowSignup,
+		RequireLogin:    !cfg.AllowAnonymous,
+		RecheckInterval: recheck,
+		LoginFailures:   cfg.LoginFailures,
+		LoginWindow:     cfg.LoginWindow,
+		TrustProxy:      cfg.TrustProxy,
 	}, hub)
 	if err != nil {
 		return err
 	}
+	// Background work (session sweep, access re-checks) stops with ctx,
+	// before the store closes.
+	bgCtx, stopBg := context.WithCancel(ctx)
+	bgDone := make(chan struct{})
+	go func() { srv.Run(bgCtx); close(bgDone) }()
+	defer func() { stopBg(); <-bgDone }()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -1,0 +1,301 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+
+	chat "github.com/chatd/chat"
+	"github.com/chatd/chat/ws"
+)
+
+// Course rooms and private (DM) rooms. Both are for signed-in users only and
+// are authorised twice: on the page and again on the WebSocket upgrade,
+// before the 101, so a socket opened without the page gets the same answer.
+// After the upgrade, every signed-in connection is re-checked (ws/authz.go):
+// before each message it sends and every RecheckInterval.
+
+// socketUser fills opts with the signed-in user of r, their session (so
+// logout closes the socket) and a Recheck. courseID, if not 0, is also
+// re-checked for membership. It reports false for an anonymous request.
+func (s *Server) socketUser(r *http.Request, opts *ws.JoinOptions, courseID int64) bool {
+	u, sess := chat.UserFromContext(r.Context()), sessionFromContext(r.Context())
+	if u == nil || sess == nil {
+		return false
+	}
+	opts.User = u
+	opts.Session = strconv.FormatInt(sess.ID, 10)
+	opts.Recheck = s.recheck(sess.Token, u.ID, courseID)
+	return true
+}
+
+// recheck returns the check run on a signed-in user's open socket: the
+// session must still exist (not logged out, expired or ended by the admin
+// command setpassword) and, in a course room, the user must still be its
+// owner or a student.
+func (s *Server) recheck(token string, userID, courseID int64) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		_, _, err := s.store.SessionUser(ctx, token)
+		if chat.ErrorCode(err) == chat.ENOTFOUND {
+			return chat.Errorf(chat.EUNAUTHORIZED, "session ended")
+		} else if err != nil {
+			return err
+		}
+		if courseID == 0 {
+			return nil
+		}
+		ok, err := s.store.CanEnterCourse(ctx, courseID, userID)
+		switch {
+		case chat.ErrorCode(err) == chat.ENOTFOUND:
+			return chat.Errorf(chat.ENOTFOUND, "course deleted")
+		case err != nil:
+			return err
+		case !ok:
+			return chat.Errorf(chat.EFORBIDDEN, "no longer enrolled")
+		}
+		return nil
+	}
+}
+
+// rejectAnonymous refuses a socket that needs a signed-in user: 401.
+func (s *Server) rejectAnonymous(w http.ResponseWriter, r *http.Request) {
+	s.reject(w, r, http.StatusUnauthorized, "sign in first (no valid session cookie)")
+}
+
+// CourseGroup returns the channel layer group of a course's chat room.
+func CourseGroup(courseID int64) string { return "course:" + strconv.FormatInt(courseID, 10) }
+
+// DMGroup returns the group of the private room of two users: their
+// username keys (chat.UsernameKey) in sorted order, so both users reach the
+// same group whoever opens it, and whatever case they type. '|' cannot occur
+// in a username, so no two pairs share a group.
+func DMGroup(a, b string) string {
+	ka, kb := chat.UsernameKey(a), chat.UsernameKey(b)
+	if kb < ka {
+		ka, kb = kb, ka
+	}
+	return "dm:" + ka + "|" + kb
+}
+
+// courseAccess loads the course in the URL and checks that u may enter it.
+// It returns the course, or an HTTP status and a reason.
+func (s *Server) courseAccess(r *http.Request, u *chat.User) (*chat.Course, int, string) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return nil, http.StatusNotFound, "a course id is a positive number"
+	}
+	c, err := s.store.CourseByID(r.Context(), id)
+	switch chat.ErrorCode(err) {
+	case "":
+	case chat.ENOTFOUND:
+		return nil, http.StatusNotFound, "there is no course " + strconv.FormatInt(id, 10)
+	default:
+		s.log.Error("web: course lookup", "course", id, "err", err)
+		return nil, http.StatusServiceUnavailable, "the course database is unavailable, try again later"
+	}
+	ok, err := s.store.CanEnterCourse(r.Context(), id, u.ID)
+	switch chat.ErrorCode(err) {
+	case "":
+	case chat.ENOTFOUND:
+		return nil, http.StatusNotFound, "there is no course " + strconv.FormatInt(id, 10)
+	default:
+		s.log.Error("web: course access", "course", id, "err", err)
+		return nil, http.StatusServiceUnavailable, "the course database is unavailable, try again later"
+	}
+	if !ok {
+		return nil, http.StatusForbidden, "only the course's owner and its enrolled students may enter this course's chat room"
+	}
+	return c, http.StatusOK, ""
+}
+
+func statusTitle(status int) string {
+	switch status {
+	case http.StatusNotFound:
+		return "Not found"
+	case http.StatusForbidden:
+		return "Access denied"
+	case http.StatusBadRequest:
+		return "Bad request"
+	}
+	return http.StatusText(status)
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:] + "."
+}
+
+// handleCourses lists the courses the user owns or is enrolled in.
+func (s *Server) handleCourses(w http.ResponseWriter, r *http.Request) {
+	u := s.requireUser(w, r)
+	if u == nil {
+		return
+	}
+	courses, err := s.store.CoursesForUser(r.Context(), u.ID)
+	if err != nil {
+		s.log.Error("web: list courses", "user", u.Username, "err", err)
+		s.unavailable(w, r)
+		return
+	}
+	s.render(w, r, http.StatusOK, "courses.html", map[string]any{"Courses": courses})
+}
+
+// handleCourse shows a course with a link to its chat room.
+func (s *Server) handleCourse(w http.ResponseWriter, r *http.Request) {
+	u := s.requireUser(w, r)
+	if u == nil {
+		return
+	}
+	c, status, reason := s.courseAccess(r, u)
+	if c == nil {
+		s.errorPage(w, r, status, statusTitle(status), capitalize(reason))
+		return
+	}
+	s.render(w, r, http.StatusOK, "course.html", map[string]any{
+		"Course":   c,
+		"RoomPath": "/chat/room/" + strconv.FormatInt(c.ID, 10) + "/",
+		"Owner":    c.OwnerID == u.ID,
+	})
+}
+
+// handleCourseRoom shows a course's chat room.
+func (s *Server) handleCourseRoom(w http.ResponseWriter, r *http.Request) {
+	u := s.requireUser(w, r)
+	if u == nil {
+		return
+	}
+	c, status, reason := s.courseAccess(r, u)
+	if c == nil {
+		s.errorPage(w, r, status, statusTitle(status), capitalize(reason))
+		return
+	}
+	id := strconv.FormatInt(c.ID, 10)
+	s.render(w, r, http.StatusOK, "room.html", map[string]any{
+		"Room":       CourseGroup(c.ID),
+		"Title":      c.Title + " · chat",
+		"Heading":    c.Title,
+		"Sub":        "Course chat room",
+		"Back":       "/courses/" + id + "/",
+		"SocketPath": "/ws/chat/room/" + id + "/",
+	})
+}
+
+// handleCourseSocket is a course room's WebSocket.
+func (s *Server) handleCourseSocket(w http.ResponseWriter, r *http.Request) {
+	if !s.checkUpgrade(w, r) {
+		return
+	}
+	u := chat.UserFromContext(r.Context())
+	if u == nil {
+		s.rejectAnonymous(w, r)
+		return
+	}
+	c, status, reason := s.courseAccess(r, u)
+	if c == nil {
+		s.reject(w, r, status, reason)
+		return
+	}
+	echo, ok := parseEcho(r)
+	if !ok {
+		s.reject(w, r, http.StatusBadRequest, "echo must be 1, 0, true or false")
+		return
+	}
+	opts := ws.JoinOptions{Group: CourseGroup(c.ID), Room: CourseGroup(c.ID), Echo: echo}
+	s.socketUser(r, &opts, c.ID)
+	s.hub.Accept(w, r, opts)
+}
+
+// handleUsers lists the accounts, each with a link to a private room.
+func (s *Server) handleUsers(w http.ResponseWriter, r *http.Request) {
+	u := s.requireUser(w, r)
+	if u == nil {
+		return
+	}
+	users, err := s.store.ListUsers(r.Context())
+	if err != nil {
+		s.log.Error("web: list users", "err", err)
+		s.unavailable(w, r)
+		return
+	}
+	type row struct {
+		*chat.User
+		Me     bool
+		DMPath string
+	}
+	rows := make([]row, 0, len(users))
+	for _, o := range users {
+		rows = append(rows, row{User: o, Me: o.ID == u.ID, DMPath: "/chat/dm/" + pathEscape(o.Username) + "/"})
+	}
+	s.render(w, r, http.StatusOK, "users.html", map[string]any{"Users": rows})
+}
+
+// dmPeer resolves the other user of a private room. The room is always
+// derived from the requester's own identity and the peer's, so a third user
+// asking for /chat/dm/bob/ reaches their own room with bob, never
+// alice's: no request can name a room between two other people.
+func (s *Server) dmPeer(r *http.Request, u *chat.User) (*chat.User, int, string) {
+	name := r.PathValue("username")
+	if chat.UsernameKey(name) == chat.UsernameKey(u.Username) {
+		return nil, http.StatusBadRequest, "you cannot open a private room with yourself; pick another user on /users/"
+	}
+	peer, err := s.store.UserByUsername(r.Context(), name)
+	switch chat.ErrorCode(err) {
+	case "":
+		return peer, http.StatusOK, ""
+	case chat.ENOTFOUND, chat.EINVALID:
+		return nil, http.StatusNotFound, "there is no user " + strconv.Quote(name)
+	default:
+		s.log.Error("web: user lookup", "err", err)
+		return nil, http.StatusServiceUnavailable, "the account database is unavailable, try again later"
+	}
+}
+
+// handleDM shows the private room of the signed-in user and another.
+func (s *Server) handleDM(w http.ResponseWriter, r *http.Request) {
+	u := s.requireUser(w, r)
+	if u == nil {
+		return
+	}
+	peer, status, reason := s.dmPeer(r, u)
+	if peer == nil {
+		s.errorPage(w, r, status, statusTitle(status), capitalize(reason))
+		return
+	}
+	s.render(w, r, http.StatusOK, "room.html", map[string]any{
+		"Room":       DMGroup(u.Username, peer.Username),
+		"Title":      "Chat with " + peer.Username,
+		"Heading":    "Chat with " + peer.Username,
+		"Sub":        "Private: only you and " + peer.Username + " see this room",
+		"Back":       "/users/",
+		"SocketPath": "/ws/chat/dm/" + pathEscape(peer.Username) + "/",
+	})
+}
+
+// handleDMSocket is a private room's WebSocket.
+func (s *Server) handleDMSocket(w http.ResponseWriter, r *http.Request) {
+	if !s.checkUpgrade(w, r) {
+		return
+	}
+	u := chat.UserFromContext(r.Context())
+	if u == nil {
+		s.rejectAnonymous(w, r)
+		return
+	}
+	peer, status, reason := s.dmPeer(r, u)
+	if peer == nil {
+		s.reject(w, r, status, reason)
+		return
+	}
+	echo, ok := parseEcho(r)
+	if !ok {
+		s.reject(w, r, http.StatusBadRequest, "echo must be 1, 0, true or false")
+		return
+	}
+	group := DMGroup(u.Username, peer.Username)
+	opts := ws.JoinOptions{Group: group, Room: group, Echo: echo}
+	s.socketUser(r, &opts, 0)
+	s.hub.Accept(w, r, opts)
+}
