@@ -175,7 +175,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	username := strings.TrimSpace(r.PostForm.Get("username"))
 	pw := r.PostForm.Get("password")
 	next := safeNext(r.PostForm.Get("next"), "/chat/")
-	data := map[string]any{"Username": username, "Next": r.PostForm.Get("next")}
+	data := map[string]any{"Username": username, "Next": safeNext(r.PostForm.Get("next"), "")}
 	if username == "" || pw == "" {
 		data["Error"] = "Enter your username and password."
 		s.render(w, r, http.StatusBadRequest, "login.html", data)
@@ -318,7 +318,7 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 	f := r.PostForm
 	u := &chat.User{Username: strings.TrimSpace(f.Get("username")), DisplayName: strings.TrimSpace(f.Get("display_name"))}
 	pw, pw2 := f.Get("password"), f.Get("password2")
-	data := map[string]any{"Username": u.Username, "DisplayName": u.DisplayName, "Next": f.Get("next")}
+	data := map[string]any{"Username": u.Username, "DisplayName": u.DisplayName, "Next": safeNext(f.Get("next"), "")}
 	fail := func(status int, msg string) {
 		data["Error"] = msg
 		s.render(w, r, status, "signup.html", data)
