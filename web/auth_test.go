@@ -1,9 +1,18 @@
 package web
 
 import (
+	"context"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	chat "github.com/chatd/chat"
+	"github.com/chatd/chat/memory"
+	"github.com/chatd/chat/password"
+	"github.com/chatd/chat/sqlite"
+	"github.com/chatd/chat/ws"
 )
 
 func TestSafeNext(t *testing.T) {
@@ -77,5 +86,64 @@ func TestThrottle(t *testing.T) {
 func TestDMGroup(t *testing.T) {
 	if DMGroup("Bob", "alice") != "dm:alice|bob" || DMGroup("alice", "BOB") != DMGroup("bob", "Alice") {
 		t.Errorf("DMGroup not canonical: %q %q", DMGroup("Bob", "alice"), DMGroup("alice", "BOB"))
+	}
+}
+
+// TestBackgroundSweep: Run deletes expired sessions and returns when its
+// context ends.
+func TestBackgroundSweep(t *testing.T) {
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "chatd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	hash, err := password.Hash("a long password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &chat.User{Username: "alice"}
+	if err := st.CreateUser(t.Context(), u, hash); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := st.CreateSession(t.Context(), u.ID, time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live, err := st.CreateSession(t.Context(), u.ID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	hub := ws.NewHub(ws.Config{})
+	if err := hub.Start(t.Context(), memory.New(hub.Receive)); err != nil {
+		t.Fatal(err)
+	}
+	defer hub.Shutdown(context.Background())
+	s, err := NewServer(Config{Store: st, SweepInterval: 10 * time.Millisecond, RecheckInterval: 10 * time.Millisecond}, hub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	if n, err := st.DeleteExpiredSessions(t.Context()); err != nil || n != 0 {
+		t.Errorf("after Run, %d expired sessions were left (err %v)", n, err)
+	}
+	if _, _, err := st.SessionUser(t.Context(), live.Token); err != nil {
+		t.Errorf("live session swept: %v", err)
+	}
+}
+
+func TestNewServerNeedsStore(t *testing.T) {
+	if _, err := NewServer(Config{}, ws.NewHub(ws.Config{})); err == nil || !strings.Contains(err.Error(), "web: Config.Store is required") {
+		t.Errorf("NewServer without a store: %v", err)
 	}
 }
