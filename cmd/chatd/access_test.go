@@ -714,3 +714,43 @@ func TestSignup(t *testing.T) {
 		}
 	})
 }
+
+func TestProductionCookieIsSecure(t *testing.T) {
+	sc := newSchool(t, "sqlite", nil, "ENVIRONMENT=production", "ALLOWED_HOSTS=127.0.0.1")
+	resp, _ := sc.login(t, "alice", testPassword)
+	if c := sessionCookie(t, resp); !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode {
+		t.Errorf("production cookie %+v: want Secure, HttpOnly, SameSite=Lax", c)
+	}
+}
+
+func TestAccountSettingsValidated(t *testing.T) {
+	for _, tc := range []struct{ env, want string }{
+		{"SESSION_TTL=soon", "SESSION_TTL must be a duration"},
+		{"SESSION_TTL=0s", "SESSION_TTL must be at least 1s"},
+		{"ALLOW_SIGNUP=maybe", "ALLOW_SIGNUP must be true or false"},
+		{"ALLOW_ANONYMOUS=perhaps", "ALLOW_ANONYMOUS must be true or false"},
+		{"ACCESS_RECHECK_INTERVAL=-1s", "ACCESS_RECHECK_INTERVAL must not be negative"},
+		{"LOGIN_FAILURE_LIMIT=0", "LOGIN_FAILURE_LIMIT must be at least 1"},
+		{"LOGIN_FAILURE_WINDOW=10ms", "LOGIN_FAILURE_WINDOW must be at least 1s"},
+		{"TRUST_PROXY=yes please", "TRUST_PROXY must be true or false"},
+	} {
+		k, v, _ := strings.Cut(tc.env, "=")
+		_, err := parseConfig(nil, func(name string) string {
+			if name == k {
+				return v
+			}
+			return ""
+		}, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.env, err, tc.want)
+		}
+	}
+	c, err := parseConfig(nil, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SessionTTL != 14*24*time.Hour || !c.AllowSignup || !c.AllowAnonymous || c.AccessRecheck != 30*time.Second ||
+		c.LoginFailures != 5 || c.LoginWindow != 5*time.Minute || c.TrustProxy {
+		t.Errorf("defaults: %+v", c)
+	}
+}
