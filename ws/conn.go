@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -481,7 +482,12 @@ func (e eventHandler) OnMessage(sock *gws.Conn, m *gws.Message) {
 	// No per-message context timer: the memory layer cannot block, and the
 	// redis layer's client bounds every call with its own timeouts.
 	if err := c.hub.publish(context.Background(), c, &msg); err != nil {
-		c.hub.log.Warn("ws: publish failed", "group", c.group, "err", err)
+		// An outage is logged once by the layer; per message it is noise.
+		lv := slog.LevelWarn
+		if chat.ErrorCode(err) == chat.EUNAVAILABLE {
+			lv = slog.LevelDebug
+		}
+		c.hub.log.Log(context.Background(), lv, "ws: publish failed", "group", c.group, "err", err)
 		c.enqueue(newErrorFrame(CodeUnavailable, "the message could not be delivered (channel layer unavailable); try again"))
 	}
 }

@@ -181,7 +181,16 @@ func NewHub(cfg Config) *Hub {
 func (h *Hub) Start(ctx context.Context, layer chat.Layer) error {
 	h.layer = layer
 	for _, g := range []string{controlGroup, h.procGroup(h.pid)} {
-		if err := layer.Subscribe(ctx, g); err != nil {
+		err := layer.Subscribe(ctx, g)
+		switch {
+		case err == nil:
+		case chat.ErrorCode(err) == chat.EUNAVAILABLE:
+			// The layer's backend (Redis) is away: the layer keeps the group
+			// and subscribes when it returns. Start degraded (/readyz says
+			// 503) rather than exit, so a restart of Redis and chatd
+			// together needs no ordering.
+			h.log.Warn("ws: channel layer unavailable at start; serving degraded until it returns", "group", g, "err", err)
+		default:
 			return fmt.Errorf("ws: subscribe %s: %w", g, err)
 		}
 	}

@@ -504,3 +504,29 @@ func TestPortAndEnvironment(t *testing.T) {
 		t.Errorf("flag over env: %v %v", cfg, err)
 	}
 }
+
+func TestStartsDegradedWhileRedisIsDown(t *testing.T) {
+	// A port nothing listens on: bind one, note it, close it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	s := start(t, nil, "CHANNEL_LAYER=redis", "REDIS_URL=redis://"+dead+"/0")
+	if h := health(t, s); h["status"] != "degraded" {
+		t.Errorf("healthz %v, want status degraded", h)
+	}
+	resp, err := http.Get(s.base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("readyz %d, want 503", resp.StatusCode)
+	}
+	_, resp, err = wstest.TryDial(s.ws("/ws/chat/r/"), wstest.Options{})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("upgrade while Redis is down: err %v resp %v, want HTTP 503", err, resp)
+	}
+}
