@@ -53,10 +53,14 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 
 // checkHost answers 400 to a Host header that ALLOWED_HOSTS does not list,
 // as Django does, so the server cannot be used under a foreign name
-// (DNS rebinding, poisoned absolute URLs).
+// (DNS rebinding, poisoned absolute URLs). /healthz and /readyz answer any
+// Host.
 func (s *Server) checkHost(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.cfg.Hosts.AllowsHost(r.Host) {
+		// Health probes are exempt: orchestrators and proxies probe by
+		// address, and the answers reveal nothing worth a rebinding attack.
+		probe := r.URL.Path == "/healthz" || r.URL.Path == "/readyz"
+		if !probe && !s.cfg.Hosts.AllowsHost(r.Host) {
 			s.log.Warn("web: disallowed Host header", "host", r.Host, "peer", r.RemoteAddr)
 			http.Error(w, "400 Bad Request: invalid Host header "+strconv.Quote(r.Host)+"; add it to ALLOWED_HOSTS", http.StatusBadRequest)
 			return

@@ -298,21 +298,7 @@ type Control struct {
 // selectors (at least one must be set): logout closes a session's sockets,
 // unenrolling closes a user's sockets in a course room.
 func (h *Hub) CloseWhere(ctx context.Context, sel Control) error {
-	if sel.User == "" && sel.Session == "" && sel.Group == "" {
-		return errors.New("ws: CloseWhere needs a selector")
-	}
-	sel.Op = "close"
-	if sel.Code == 0 {
-		sel.Code = ClosePolicyViolation
-	}
-	body, err := json.Marshal(sel)
-	if err != nil {
-		return err
-	}
-	env := make([]byte, envHeader, envHeader+len(body))
-	env[0] = kindControl
-	binary.BigEndian.PutUint64(env[1:9], h.pid)
-	return h.layer.Publish(ctx, controlGroup, append(env, body...))
+	return PublishControl(ctx, h.layer, sel)
 }
 
 func (h *Hub) applyControl(cmd Control) {

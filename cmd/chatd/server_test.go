@@ -277,6 +277,9 @@ func TestHTTPErrors(t *testing.T) {
 	if code, _ := get("/chat/", map[string]string{"Host": "evil.example"}); code != 400 {
 		t.Errorf("foreign Host header: %d, want 400", code)
 	}
+	if code, _ := get("/healthz", map[string]string{"Host": "10.0.0.7:8000"}); code != 200 {
+		t.Errorf("health probe by address: %d, want 200", code)
+	}
 	for _, path := range []string{"/ws/chat/bad%20name/", "/ws/chat/..../"} {
 		_, resp, err := wstest.TryDial(s.ws(path), wstest.Options{})
 		if err == nil || resp == nil || resp.StatusCode != 404 {
