@@ -85,15 +85,17 @@ type Result struct {
 	DurationS      float64 `json:"duration_s"`
 	WarmupS        float64 `json:"warmup_s"`
 
-	ConnsOK       int      `json:"conns_ok"`
-	ConnsFailed   int      `json:"conns_failed"`
-	ConnsDropped  int      `json:"conns_dropped"` // closed by the server or the network during the run
-	ConnectP50    float64  `json:"connect_p50_ms"`
-	ConnectP99    float64  `json:"connect_p99_ms"`
-	ConnectMax    float64  `json:"connect_max_ms"`
-	ConnectRate   float64  `json:"connect_rate"`
-	ConnectErrors []string `json:"connect_errors,omitempty"` // a few distinct ones
-	DropReasons   []string `json:"drop_reasons,omitempty"`
+	ConnsOK          int      `json:"conns_ok"`
+	ConnsFailed      int      `json:"conns_failed"`
+	ConnsDropped     int      `json:"conns_dropped"` // closed by the server or the network during the run
+	ConnectP50       float64  `json:"connect_p50_ms"`
+	ConnectP99       float64  `json:"connect_p99_ms"`
+	ConnectMax       float64  `json:"connect_max_ms"`
+	ConnectRate      float64  `json:"connect_rate"`
+	ConnectServerCPU float64  `json:"connect_server_cpu_pct"` // while connecting
+	ConnectBenchCPU  float64  `json:"connect_bench_cpu_pct"`
+	ConnectErrors    []string `json:"connect_errors,omitempty"` // a few distinct ones
+	DropReasons      []string `json:"drop_reasons,omitempty"`
 
 	Echo          bool     `json:"echo"`
 	Sent          uint64   `json:"sent"`
@@ -305,8 +307,15 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Result, error) {
 
 	prog.setPhase("connect")
 	connStart := time.Now()
+	connBench := selfCPU()
 	connHist, failed, errs := connectAll(ctx, cfg, clients, urlFor, loops)
 	connWall := time.Since(connStart)
+	res.ConnectBenchCPU = round2(cpuPercent(selfCPU()-connBench, connWall))
+	if cfg.PID > 0 {
+		if s, err := sampleProc(cfg.PID); err == nil {
+			res.ConnectServerCPU = round2(cpuPercent(s.cpu-srvStart.cpu, s.at.Sub(srvStart.at)))
+		}
+	}
 	res.ConnsFailed = failed
 	res.ConnsOK = cfg.Clients - failed
 	res.ConnectErrors = errs

@@ -140,8 +140,8 @@ func printSummary(w io.Writer, cfg Config, r *Result) {
 		fmt.Fprintf(w, "  workload     %d rooms, %d clients, %d senders/room at %g msg/s, %d B, %gs (+%gs warmup), echo %v\n",
 			r.Rooms, r.Clients, r.SendersPerRoom, r.Rate, r.Size, r.DurationS, r.WarmupS, r.Echo)
 	}
-	fmt.Fprintf(w, "  connections  ok %d  failed %d  dropped %d  connect p50 %.2fms p99 %.2fms max %.2fms  rate %.0f/s\n",
-		r.ConnsOK, r.ConnsFailed, r.ConnsDropped, r.ConnectP50, r.ConnectP99, r.ConnectMax, r.ConnectRate)
+	fmt.Fprintf(w, "  connections  ok %d  failed %d  dropped %d  connect p50 %.2fms p99 %.2fms max %.2fms  rate %.0f/s (cpu: server %.0f%%, chatbench %.0f%%)\n",
+		r.ConnsOK, r.ConnsFailed, r.ConnsDropped, r.ConnectP50, r.ConnectP99, r.ConnectMax, r.ConnectRate, r.ConnectServerCPU, r.ConnectBenchCPU)
 	for _, e := range r.ConnectErrors {
 		fmt.Fprintf(w, "               connect error: %s\n", e)
 	}
