@@ -364,6 +364,9 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Result, error) {
 		sleepCtx(ctx, cfg.Duration)
 	} else {
 		runSenders(ctx, cfg, clients, win, prog, startMeasure)
+		if now := time.Now().UnixNano(); now < win.to.Load() {
+			win.to.Store(now) // cut short: the window ends here
+		}
 	}
 	measureEnd := time.Now()
 	benchCPU := selfCPU() - benchStart
