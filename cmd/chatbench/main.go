@@ -95,7 +95,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.ReadBuffer, "read-buffer", cfg.ReadBuffer, "read buffer `bytes` per connection with -client gws (x4 per read loop with epoll); larger means fewer read syscalls under load, e.g. -read-buffer 65536")
 	fs.StringVar(&cfg.Client, "client", cfg.Client, "WebSocket client: epoll (chatbench's own, reads all sockets from -readers epoll loops; Linux, ws:// only) or gws (github.com/lxzan/gws, a goroutine per connection)")
 	fs.IntVar(&cfg.Readers, "readers", cfg.Readers, "epoll read loops (goroutines) with -client epoll, e.g. -readers 2")
-	fs.BoolVar(&quiet, "q", false, "no progress line")
+	fs.BoolVar(&quiet, "q", false, "no progress line on stderr, e.g. -q -json > result.json")
 	cpuProfile := fs.String("cpuprofile", "", "write chatbench's own CPU profile to `file`, e.g. -cpuprofile /tmp/bench.pprof")
 	if err := fs.Parse(args); err != nil {
 		return err
