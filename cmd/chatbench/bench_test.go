@@ -159,7 +159,8 @@ func TestIdle(t *testing.T) {
 	cfg := smallConfig(target(t))
 	cfg.Idle = true
 	cfg.Clients = 20
-	cfg.Duration = 300 * time.Millisecond
+	cfg.Duration = 1200 * time.Millisecond // long enough for a progress line
+	cfg.Progress = true
 	cfg.PID = os.Getpid()
 	res := runBench(t, cfg)
 	if res.ConnsOK != 20 || res.ConnsFailed != 0 || res.Sent != 0 {
