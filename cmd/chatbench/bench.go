@@ -232,6 +232,9 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if base.Scheme == "wss" && cfg.Client == "epoll" {
+		return nil, errors.New("chatbench: -client epoll speaks ws:// only; use -client gws for wss://")
+	}
 	fdOnce.Do(func() {
 		before, after, err := raiseFDLimit()
 		fdLimit = after
@@ -290,6 +293,11 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Result, error) {
 
 	// Connect.
 	var loops []*epollLoop
+	defer func() {
+		for _, l := range loops {
+			l.shutdown()
+		}
+	}()
 	if cfg.Client == "epoll" {
 		for range cfg.Readers {
 			l, err := newEpollLoop(len(clients), cfg.ReadBuffer*4)
@@ -299,11 +307,6 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Result, error) {
 			loops = append(loops, l)
 		}
 	}
-	defer func() {
-		for _, l := range loops {
-			l.shutdown()
-		}
-	}()
 
 	prog.setPhase("connect")
 	connStart := time.Now()
