@@ -228,10 +228,19 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Result, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	base, err := checkTarget(cfg.URL, cfg.AllowRemote)
-	if err != nil {
-		return nil, err
+	// -url may list several servers (comma-separated), e.g. chatd processes
+	// sharing one Redis: client i connects to server i mod n, so every room
+	// is spread over all of them.
+	var bases []*url.URL
+	for raw := range strings.SplitSeq(cfg.URL, ",") {
+		b, err := checkTarget(strings.TrimSpace(raw), cfg.AllowRemote)
+		if err != nil {
+			return nil, err
+		}
+		bases = append(bases, b)
 	}
+	base := bases[0]
+	var err error
 	if base.Scheme == "wss" && cfg.Client == "epoll" {
 		return nil, errors.New("chatbench: -client epoll speaks ws:// only; use -client gws for wss://")
 	}
@@ -255,12 +264,13 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Result, error) {
 	if prefix == "" {
 		prefix = "cb" + runID + "r"
 	}
-	urlFor := func(room int) string {
-		return strings.TrimRight(base.String(), "/") + fmt.Sprintf(cfg.Path, prefix+fmt.Sprint(room))
+	urlFor := func(c *client) string {
+		b := bases[c.id%len(bases)]
+		return strings.TrimRight(b.String(), "/") + fmt.Sprintf(cfg.Path, prefix+fmt.Sprint(c.room))
 	}
 
 	res := &Result{
-		RunID: runID, Target: strings.TrimRight(base.String(), "/") + cfg.Path, Idle: cfg.Idle,
+		RunID: runID, Target: strings.TrimRight(cfg.URL, "/") + cfg.Path, Idle: cfg.Idle,
 		Rooms: cfg.Rooms, Clients: cfg.Clients, SendersPerRoom: cfg.Senders, Rate: cfg.Rate,
 		Size: cfg.Size, DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(),
 		CPUs: runtime.NumCPU(), FDLimit: fdLimit, ServerPID: cfg.PID,
@@ -433,7 +443,7 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Result, error) {
 
 // connectAll dials every client, ConnectWorkers at a time, at most
 // ConnectRate per second, and starts each connection's read goroutine.
-func connectAll(ctx context.Context, cfg Config, clients []*client, urlFor func(int) string, loops []*epollLoop) (*hist, int, []string) {
+func connectAll(ctx context.Context, cfg Config, clients []*client, urlFor func(*client) string, loops []*epollLoop) (*hist, int, []string) {
 	var (
 		mu     sync.Mutex
 		all    = newHist()
@@ -453,7 +463,7 @@ func connectAll(ctx context.Context, cfg Config, clients []*client, urlFor func(
 			h := newHist()
 			for c := range jobs {
 				t0 := time.Now()
-				err := dial(ctx, cfg, c, urlFor(c.room), header, loops)
+				err := dial(ctx, cfg, c, urlFor(c), header, loops)
 				if err != nil {
 					mu.Lock()
 					failed++

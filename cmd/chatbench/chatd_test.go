@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/chatd/chat/internal/testserver"
@@ -29,5 +31,25 @@ func TestNoEcho(t *testing.T) {
 	checkExpected(t, res)
 	if res.Lost != 0 || res.Duplicates != 0 || res.Received != res.Expected {
 		t.Fatalf("received %d of %d, lost %d, dup %d", res.Received, res.Expected, res.Lost, res.Duplicates)
+	}
+}
+
+// TestSeveralServers spreads each room over two chatd processes that share
+// one Redis: every message must reach every client, whichever process it is
+// connected to.
+func TestSeveralServers(t *testing.T) {
+	redisURL := os.Getenv("CHATD_TEST_REDIS_URL")
+	if redisURL == "" {
+		t.Skip("CHATD_TEST_REDIS_URL is unset; set it (e.g. redis://127.0.0.1:6379/0) to run chatbench against two chatd processes")
+	}
+	var urls []string
+	for range 2 {
+		s := testserver.Start(t, []string{"-log-level", "warn", "-rate-limit", "0"}, "CHANNEL_LAYER=redis", "REDIS_URL="+redisURL)
+		urls = append(urls, "ws://"+s.Addr)
+	}
+	res := runBench(t, smallConfig(strings.Join(urls, ",")))
+	checkExpected(t, res)
+	if res.Lost != 0 || res.Duplicates != 0 || res.WrongRoom != 0 || res.Received != res.Expected {
+		t.Fatalf("received %d of %d, lost %d, dup %d, wrong room %d", res.Received, res.Expected, res.Lost, res.Duplicates, res.WrongRoom)
 	}
 }

@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(fs.Output(), usageHead)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&cfg.URL, "url", cfg.URL, "server base `URL` (ws:// or wss://), e.g. ws://127.0.0.1:8001")
+	fs.StringVar(&cfg.URL, "url", cfg.URL, "server base `URL` (ws:// or wss://), e.g. ws://127.0.0.1:8001; several comma-separated servers (chatd processes on one Redis) share the clients round robin")
 	fs.StringVar(&cfg.Path, "path", cfg.Path, "WebSocket path `template`; %s is replaced by the room name, e.g. /ws/chat/%s/")
 	fs.StringVar(&cfg.RoomPrefix, "room-prefix", "", "room names are `PREFIX`0, PREFIX1, ...; default cb<run-id>r, fresh rooms every run (no history)")
 	fs.IntVar(&cfg.Rooms, "rooms", cfg.Rooms, "number of rooms, e.g. -rooms 100")
