@@ -366,8 +366,8 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Result, error) {
 
 	if !cfg.Idle && cfg.Settle > 0 {
 		// A server may answer 101 before the connection has joined its room
-		// (chatd does: it joins after the upgrade); a message sent at once
-		// would then miss the clients that connected last.
+		// (chatd did until 9adf9ac); a message sent at once would then miss
+		// the clients that connected last.
 		prog.setPhase("settle")
 		sleepCtx(ctx, cfg.Settle)
 	}

@@ -53,3 +53,20 @@ func TestSeveralServers(t *testing.T) {
 		t.Fatalf("received %d of %d, lost %d, dup %d, wrong room %d", res.Received, res.Expected, res.Lost, res.Duplicates, res.WrongRoom)
 	}
 }
+
+// TestNoSettle sends the first message the moment the last handshake
+// completes. chatd joins the room before it answers 101 (since 9adf9ac), so
+// nothing may be lost; before, the clients that connected last missed the
+// first messages.
+func TestNoSettle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server")
+	}
+	cfg := smallConfig(startChatd(t))
+	cfg.Settle, cfg.Warmup = 0, 0
+	res := runBench(t, cfg)
+	checkExpected(t, res)
+	if res.Lost != 0 || res.Received != res.Expected {
+		t.Fatalf("received %d of %d, lost %d: %v", res.Received, res.Expected, res.Lost, res.LostSamples)
+	}
+}

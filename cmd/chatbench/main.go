@@ -81,7 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.Size, "size", cfg.Size, "message text size in `bytes` (header padded with x), e.g. -size 200")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measured sending time, or holding time with -idle, e.g. -duration 30s")
 	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "sending time before the measurement starts (counted for loss, not for latency or rate), e.g. -warmup 2s")
-	fs.DurationVar(&cfg.Settle, "settle", cfg.Settle, "pause between the last connection and the first message, for servers that join the room after answering the handshake; 0 tests that they do not, e.g. -settle 0")
+	fs.DurationVar(&cfg.Settle, "settle", cfg.Settle, "pause between the last connection and the first message, for servers that join the room only after answering the handshake (chatd before 9adf9ac did); -settle 0 tests that a server does not, e.g. -settle 0")
 	fs.DurationVar(&cfg.Tick, "tick", cfg.Tick, "smallest pacer interval; a faster sender writes several messages per tick, e.g. -tick 1ms")
 	fs.Float64Var(&cfg.ConnectRate, "connect-rate", 0, "new connections per second; 0 = as fast as -connect-workers allow, e.g. -connect-rate 2000")
 	fs.IntVar(&cfg.ConnectWorkers, "connect-workers", cfg.ConnectWorkers, "connections dialled in parallel, e.g. -connect-workers 16")
