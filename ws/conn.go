@@ -329,6 +329,18 @@ func (c *Conn) beginCloseLocked(code uint16, reason string, drop bool) {
 	}
 }
 
+// trim lets an idle connection's queue arrays go, so that a burst long
+// past costs no memory. Active connections keep theirs: regrowing them on
+// every burst would allocate on the broadcast path. The keepalive sweep
+// calls it once per PingInterval.
+func (c *Conn) trim() {
+	c.mu.Lock()
+	if !c.writing && len(c.queue) == 0 && cap(c.queue)+cap(c.spare) > 32 {
+		c.queue, c.spare = nil, nil
+	}
+	c.mu.Unlock()
+}
+
 // stopWriting drops anything queued and refuses more: the connection is
 // closed or closing from the reader's side.
 func (c *Conn) stopWriting() {
@@ -348,8 +360,12 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &
 // takes the whole queue at once and copies it into one buffer, so a burst
 // of frames costs one system call.
 func (c *Conn) writeLoop() {
-	bufp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bufp)
+	var bufp *[]byte // taken from bufPool only when a batch has frames to coalesce
+	defer func() {
+		if bufp != nil {
+			bufPool.Put(bufp)
+		}
+	}()
 	for {
 		c.mu.Lock()
 		batch := c.queue
@@ -357,9 +373,6 @@ func (c *Conn) writeLoop() {
 			pending, code, reason := c.closePending, c.closeCode, c.closeReason
 			c.closePending = false
 			c.writing = false
-			if cap(c.queue) > 64 { // let a burst's arrays go
-				c.queue, c.spare = nil, nil
-			}
 			c.mu.Unlock()
 			if pending {
 				// gws writes the close frame (through lockedConn) and
@@ -372,6 +385,9 @@ func (c *Conn) writeLoop() {
 		c.queue = c.spare[:0]
 		c.mu.Unlock()
 
+		if len(batch) > 1 && bufp == nil {
+			bufp = bufPool.Get().(*[]byte)
+		}
 		n, err := c.writeBatch(batch, bufp)
 		clear(batch)
 
@@ -390,7 +406,8 @@ func (c *Conn) writeLoop() {
 	}
 }
 
-// writeBatch writes frames, coalesced into *bufp, and returns their size.
+// writeBatch writes frames, coalesced into *bufp (nil for a single frame),
+// and returns their size.
 func (c *Conn) writeBatch(batch [][]byte, bufp *[]byte) (int, error) {
 	total := 0
 	for _, f := range batch {
@@ -402,6 +419,10 @@ func (c *Conn) writeBatch(batch [][]byte, bufp *[]byte) (int, error) {
 		return total, net.ErrClosed
 	}
 	_ = c.raw.SetWriteDeadline(time.Now().Add(c.hub.cfg.WriteTimeout))
+	if len(batch) == 1 { // nothing to coalesce: no copy, no buffer
+		_, err := c.raw.Write(batch[0])
+		return total, err
+	}
 	buf := (*bufp)[:0]
 	for _, f := range batch {
 		if len(buf)+len(f) > cap(buf) && len(buf) > 0 {

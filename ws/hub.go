@@ -454,6 +454,7 @@ func (h *Hub) keepalive() {
 				if c.lastRead.Load() < limit {
 					c.Close(CloseInternalError, "keepalive timeout: no pong received")
 				} else {
+					c.trim()
 					c.enqueue(h.pingFrame)
 				}
 			}
