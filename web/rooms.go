@@ -185,12 +185,8 @@ func (s *Server) handleCourseRoom(w http.ResponseWriter, r *http.Request) {
 
 // handleCourseSocket is a course room's WebSocket.
 func (s *Server) handleCourseSocket(w http.ResponseWriter, r *http.Request) {
-	if !s.checkUpgrade(w, r) {
-		return
-	}
-	u := chat.UserFromContext(r.Context())
+	u := s.signedInSocket(w, r)
 	if u == nil {
-		s.rejectAnonymous(w, r)
 		return
 	}
 	c, status, reason := s.courseAccess(r, u)
@@ -198,13 +194,33 @@ func (s *Server) handleCourseSocket(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, status, reason)
 		return
 	}
+	s.acceptMember(w, r, CourseGroup(c.ID), c.ID)
+}
+
+// signedInSocket checks a private room's upgrade request (see checkUpgrade)
+// and returns its signed-in user, or answers (401 for anonymous) and
+// returns nil.
+func (s *Server) signedInSocket(w http.ResponseWriter, r *http.Request) *chat.User {
+	if !s.checkUpgrade(w, r) {
+		return nil
+	}
+	u := chat.UserFromContext(r.Context())
+	if u == nil {
+		s.rejectAnonymous(w, r)
+	}
+	return u
+}
+
+// acceptMember upgrades an authorised member's socket into group; courseID
+// (0 for none) is re-checked for as long as the socket is open.
+func (s *Server) acceptMember(w http.ResponseWriter, r *http.Request, group string, courseID int64) {
 	echo, ok := parseEcho(r)
 	if !ok {
 		s.reject(w, r, http.StatusBadRequest, "echo must be 1, 0, true or false")
 		return
 	}
-	opts := ws.JoinOptions{Group: CourseGroup(c.ID), Room: CourseGroup(c.ID), Echo: echo}
-	s.socketUser(r, &opts, c.ID)
+	opts := ws.JoinOptions{Group: group, Room: group, Echo: echo}
+	s.socketUser(r, &opts, courseID)
 	s.hub.Accept(w, r, opts)
 }
 
@@ -276,12 +292,8 @@ func (s *Server) handleDM(w http.ResponseWriter, r *http.Request) {
 
 // handleDMSocket is a private room's WebSocket.
 func (s *Server) handleDMSocket(w http.ResponseWriter, r *http.Request) {
-	if !s.checkUpgrade(w, r) {
-		return
-	}
-	u := chat.UserFromContext(r.Context())
+	u := s.signedInSocket(w, r)
 	if u == nil {
-		s.rejectAnonymous(w, r)
 		return
 	}
 	peer, status, reason := s.dmPeer(r, u)
@@ -289,13 +301,5 @@ func (s *Server) handleDMSocket(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, status, reason)
 		return
 	}
-	echo, ok := parseEcho(r)
-	if !ok {
-		s.reject(w, r, http.StatusBadRequest, "echo must be 1, 0, true or false")
-		return
-	}
-	group := DMGroup(u.Username, peer.Username)
-	opts := ws.JoinOptions{Group: group, Room: group, Echo: echo}
-	s.socketUser(r, &opts, 0)
-	s.hub.Accept(w, r, opts)
+	s.acceptMember(w, r, DMGroup(u.Username, peer.Username), 0)
 }
