@@ -46,14 +46,22 @@ func (c *Conn) recheckBeforeSend() bool {
 	if err == nil {
 		return true
 	}
-	if reason, gone := denied(err); gone {
+	if !c.revokeIfDenied(err) {
+		c.hub.log.Warn("ws: access check failed", "path", c.path, "user", c.user.Username, "err", err)
+		c.enqueue(newErrorFrame(CodeUnavailable, "your access to this room could not be checked; the message was not sent, try again"))
+	}
+	return false
+}
+
+// revokeIfDenied closes c (1008, with the error's message as the reason)
+// when err from its Recheck means access is gone, and reports whether it did.
+func (c *Conn) revokeIfDenied(err error) bool {
+	reason, gone := denied(err)
+	if gone {
 		c.hub.log.Info("ws: access revoked", "path", c.path, "user", c.user.Username, "reason", reason)
 		c.Close(ClosePolicyViolation, reason)
-		return false
 	}
-	c.hub.log.Warn("ws: access check failed", "path", c.path, "user", c.user.Username, "err", err)
-	c.enqueue(newErrorFrame(CodeUnavailable, "your access to this room could not be checked; the message was not sent, try again"))
-	return false
+	return gone
 }
 
 // Recheck runs the Recheck of every local connection that has one, one at a
@@ -74,9 +82,7 @@ func (h *Hub) Recheck(ctx context.Context) int {
 		if err == nil {
 			continue
 		}
-		if reason, gone := denied(err); gone {
-			h.log.Info("ws: access revoked", "path", c.path, "user", c.user.Username, "reason", reason)
-			c.Close(ClosePolicyViolation, reason)
+		if c.revokeIfDenied(err) {
 			closed++
 		} else if ctx.Err() == nil {
 			h.log.Warn("ws: access check failed", "path", c.path, "user", c.user.Username, "err", err)
