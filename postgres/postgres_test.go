@@ -2,81 +2,27 @@ package postgres_test
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	chat "github.com/chatd/chat"
+	"github.com/chatd/chat/internal/pgtest"
 	"github.com/chatd/chat/postgres"
 	"github.com/chatd/chat/storetest"
 	"github.com/jackc/pgx/v5"
 )
 
-// testURL returns the URL of the test server or skips the test.
-func testURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("CHATD_TEST_POSTGRES_URL")
-	if u == "" {
-		t.Skip("CHATD_TEST_POSTGRES_URL is not set; set it to run the PostgreSQL tests, e.g. " +
-			"CHATD_TEST_POSTGRES_URL='postgres://postgres@127.0.0.1:5432/test?sslmode=disable'")
-	}
-	return u
-}
+func testURL(t *testing.T) string { return pgtest.URL(t) }
 
-// admin connects to the test server with the URL as given.
-func admin(t *testing.T) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(t.Context(), testURL(t))
-	if err != nil {
-		t.Fatalf("connect to the test server: %v", err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
+func admin(t *testing.T) *pgx.Conn { return pgtest.Admin(t) }
 
-// freshSchema creates a schema of its own for one test, drops it (and only
-// it) when the test ends, and returns its name and a URL whose connections
-// use it as their search_path.
-func freshSchema(t *testing.T) (schema, schemaURL string) {
-	t.Helper()
-	conn := admin(t)
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema = "chatd_test_" + hex.EncodeToString(b)
-	ident := pgx.Identifier{schema}.Sanitize()
-	if _, err := conn.Exec(t.Context(), "CREATE SCHEMA "+ident); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		// Registered after the store's Close (cleanups run last-in first-out,
-		// and the store is opened after this), so no connection still uses it.
-		if _, err := conn.Exec(context.Background(), "DROP SCHEMA "+ident+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return schema, withSearchPath(t, testURL(t), schema)
-}
+func freshSchema(t *testing.T) (schema, schemaURL string) { return pgtest.Schema(t, "chatd_test") }
 
 func withSearchPath(t *testing.T, raw, schema string) string {
-	t.Helper()
-	if !strings.HasPrefix(raw, "postgres://") && !strings.HasPrefix(raw, "postgresql://") {
-		return raw + " search_path=" + schema // keyword/value form
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return pgtest.WithSearchPath(t, raw, schema)
 }
 
 func open(t *testing.T, u string) *postgres.Store {

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
+	"github.com/chatd/chat/internal/pgtest"
 	"io"
 	"net/http"
 	"net/url"
@@ -14,8 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	chat "github.com/chatd/chat"
 	"github.com/chatd/chat/internal/wstest"
@@ -45,38 +41,10 @@ func storeEnv(t *testing.T, kind string) []string {
 	if kind == "sqlite" {
 		return []string{"DATA_DIR=" + filepath.Join(t.TempDir(), "data")}
 	}
-	raw := os.Getenv("CHATD_TEST_POSTGRES_URL")
-	if raw == "" {
-		t.Skip("CHATD_TEST_POSTGRES_URL is not set; set it to run the end-to-end tests on PostgreSQL, e.g. " +
-			"CHATD_TEST_POSTGRES_URL='postgres://postgres@127.0.0.1:5432/test?sslmode=disable'")
-	}
-	conn, err := pgx.Connect(t.Context(), raw)
-	if err != nil {
-		t.Fatalf("connect to the test PostgreSQL: %v", err)
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "chatd_access_" + hex.EncodeToString(b)
-	ident := pgx.Identifier{schema}.Sanitize()
-	if _, err := conn.Exec(t.Context(), "CREATE SCHEMA "+ident); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	// Registered before the server and the store are, so it runs after
-	// they have closed their connections.
-	t.Cleanup(func() {
-		if _, err := conn.Exec(context.Background(), "DROP SCHEMA "+ident+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-		conn.Close(context.Background())
-	})
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return []string{"DATABASE_URL=" + u.String()}
+	// The schema's drop is registered before the server and the store
+	// open, so it runs after they have closed their connections.
+	_, u := pgtest.Schema(t, "chatd_access")
+	return []string{"DATABASE_URL=" + u}
 }
 
 func envValue(env []string, key string) string {
