@@ -378,7 +378,7 @@ func (c *Conn) writeLoop() {
 				// gws writes the close frame (through lockedConn) and
 				// marks itself closed, so it won't answer the client's
 				// close reply with a second one.
-				_ = c.sock.WriteClose(code, []byte(reason))
+				_ = c.sock.WriteClose(code, []byte(closeReason(reason)))
 			}
 			return
 		}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	chat "github.com/chatd/chat"
 	"github.com/chatd/chat/internal/wstest"
@@ -211,5 +212,22 @@ func BenchmarkBroadcast(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/d, "ns/delivery")
 			b.ReportMetric(d/b.Elapsed().Seconds(), "deliveries/s")
 		})
+	}
+}
+
+// TestLongCloseReasonStaysValid closes a socket with a reason too long for
+// a close frame, in a script of two-byte characters: the client must get
+// the code and a shortened reason that is still valid UTF-8.
+func TestLongCloseReasonStaysValid(t *testing.T) {
+	th := newTestHub(t, memory.NewBus(), Config{Echo: true})
+	c := th.dial(t, "user=zoé&room=r")
+	c.NextOfType(t, "hello")
+	long := "no longer enrolled in " + strings.Repeat("é", 100)
+	if err := th.hub.CloseWhere(context.Background(), Control{User: "zoé", Reason: long}); err != nil {
+		t.Fatal(err)
+	}
+	code, reason := c.WaitClose(t)
+	if code != ClosePolicyViolation || !utf8.ValidString(reason) || len(reason) > 123 || !strings.HasPrefix(long, reason) || reason == "" {
+		t.Errorf("close %d with a %d-byte reason (valid UTF-8 %v)", code, len(reason), utf8.ValidString(reason))
 	}
 }

@@ -3,7 +3,6 @@ package ws
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -160,14 +159,14 @@ type helloFrame struct {
 // formatTime formats t as the datetime field.
 func formatTime(t time.Time) string { return t.UTC().Format(TimeFormat) }
 
-// closePayload returns a close frame's payload: the code and a reason cut to
-// fit the 125-byte limit of control frames without splitting a character.
-func closePayload(code uint16, reason string) []byte {
+// closeReason cuts reason to fit a close frame (125 bytes with the 2-byte
+// code) without splitting a character: gws cuts at the byte limit, and a
+// close reason that is not valid UTF-8 makes browsers fail the connection
+// instead of closing it cleanly.
+func closeReason(reason string) string {
 	for len(reason) > 123 {
 		_, size := utf8.DecodeLastRuneInString(reason)
 		reason = reason[:len(reason)-size]
 	}
-	return append([]byte{byte(code >> 8), byte(code)}, reason...)
+	return reason
 }
-
-var errQueueFull = errors.New("ws: send queue full")

@@ -98,10 +98,15 @@ func TestParseInbound(t *testing.T) {
 	}
 }
 
-func TestClosePayloadFits(t *testing.T) {
-	p := closePayload(1008, strings.Repeat("é", 100))
-	if len(p) > 125 || !utf8.Valid(p[2:]) || binary.BigEndian.Uint16(p) != 1008 {
-		t.Fatalf("close payload of %d bytes, valid UTF-8 %v", len(p), utf8.Valid(p[2:]))
+func TestCloseReasonFits(t *testing.T) {
+	for _, in := range []string{strings.Repeat("é", 100), strings.Repeat("x", 200), "short", strings.Repeat("日", 50)} {
+		r := closeReason(in)
+		if len(r)+2 > 125 || !utf8.ValidString(r) || !strings.HasPrefix(in, r) {
+			t.Errorf("closeReason(%d bytes) = %d bytes, valid UTF-8 %v", len(in), len(r), utf8.ValidString(r))
+		}
+	}
+	if r := closeReason("logged out"); r != "logged out" {
+		t.Errorf("a short reason changed: %q", r)
 	}
 }
 
