@@ -273,7 +273,7 @@ func envelope(kind byte, proc, conn uint64, flags byte, v any) ([]byte, error) {
 	return env, nil
 }
 
-// Publish sends a chat message from c to its room on every process.
+// publish sends a chat message from c to its room on every process.
 func (h *Hub) publish(ctx context.Context, c *Conn, m *ChatMessage) error {
 	env, err := envelope(kindChat, h.pid, c.id, 0, m)
 	if err != nil {
