@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -148,9 +149,117 @@ type Store interface {
 	// does not exist; an unknown or guest user (id 0) simply may not enter.
 	CanEnterCourse(ctx context.Context, courseID, userID int64) (bool, error)
 
+	// AppendMessages stores msgs in one transaction (a group commit) and
+	// sets each one's Seq: the next sequence number of its room, assigned
+	// in the order of msgs, so a room's messages are numbered 1, 2, 3, ...
+	// with no gap, also when several chatd processes append to one room at
+	// once (the room's counter is locked for the transaction; a batch that
+	// spans rooms locks them in key order so that batches never deadlock).
+	// msgs may span rooms; every Room, User and Text must be non-empty and
+	// Time set by the caller (it is stored as given, to the microsecond).
+	//
+	// Idempotency: a message whose ClientID is not empty and whose (Room,
+	// SenderKey, ClientID) is already stored, or appears earlier in the
+	// same batch, is not stored again; it gets Duplicate = true and the
+	// stored message's Seq, Time and Text. Nothing else is modified.
+	//
+	// Either every message is stored (or found as a duplicate) or, on an
+	// error, none is, and the messages' fields are left as they were.
+	AppendMessages(ctx context.Context, msgs []*Message) error
+
+	// Messages returns up to q.Limit stored messages of room with
+	// q.After < Seq and, if q.Before > 0, Seq < q.Before, oldest first. If
+	// q.Newest is set it returns the newest such messages (still oldest
+	// first), otherwise the oldest. q.Limit must be between 1 and
+	// MaxMessagesQuery (EINVALID otherwise). An unknown room has none.
+	Messages(ctx context.Context, room string, q MessageQuery) ([]*Message, error)
+
+	// RoomSeq returns the last sequence number assigned in room (0 if none
+	// was) and the lowest one still stored (0 if none is: retention may
+	// have removed every message while last stays).
+	RoomSeq(ctx context.Context, room string) (first, last int64, err error)
+
+	// PruneMessages enforces retention: it deletes messages created before
+	// olderThan (if not zero) and, in every room, all but the newest
+	// maxPerRoom messages (if maxPerRoom > 0). It never resets a room's
+	// sequence: the next message still gets last+1. It returns how many
+	// messages it deleted.
+	PruneMessages(ctx context.Context, olderThan time.Time, maxPerRoom int) (int64, error)
+
+	// Revocations returns, oldest first, up to limit of the access
+	// revocations recorded with Version > after. Every store method that
+	// takes access away records one in the same transaction:
+	// DeleteSession (UserID and SessionID, "logged out"),
+	// DeleteUserSessions ("signed out everywhere"), DeleteUser ("account
+	// deleted"), Unenroll (UserID and CourseID, "no longer enrolled") and
+	// DeleteCourse (CourseID only, "course deleted"); ending a session that
+	// does not exist records nothing. Every chatd process polls this, so a
+	// revocation made by any process (or an admin command) reaches every
+	// socket without a query per message.
+	Revocations(ctx context.Context, after int64, limit int) ([]Revocation, error)
+
+	// RevocationVersion returns the Version of the newest revocation (0 if
+	// there is none); a process starts polling from there.
+	RevocationVersion(ctx context.Context) (int64, error)
+
+	// PruneRevocations deletes revocations recorded before olderThan; the
+	// newest one is always kept, so RevocationVersion never goes back.
+	PruneRevocations(ctx context.Context, olderThan time.Time) (int64, error)
+
+	// DeploymentID returns a random identifier of this database (32 hex
+	// characters), made once and then always the same. Every chatd process
+	// of one deployment shares a database and so this id; the Redis layer
+	// uses it in its default channel prefix so that two deployments
+	// sharing a Redis never see each other's rooms.
+	DeploymentID(ctx context.Context) (string, error)
+
 	// Close releases the store's connections. Calling it again does nothing;
 	// other methods fail (with internal errors) after it.
 	Close() error
+}
+
+// MaxMessagesQuery is the most messages one Messages call returns.
+const MaxMessagesQuery = 500
+
+// Message is a chat message as stored: the unit of history, acks and resume.
+type Message struct {
+	Room      string    // the room's Key
+	Seq       int64     // position in the room, from 1; set by the store
+	UserID    int64     // the sender's account id; 0 for a guest or a bot
+	User      string    // the sender's name as shown in frames
+	ClientID  string    // the id the sender gave the message ("" if none)
+	Text      string    // the message
+	Time      time.Time // when it entered the room (server clock, UTC)
+	Duplicate bool      // set by AppendMessages: already stored, not stored again
+}
+
+// SenderKey returns the key under which a sender's client ids are unique in
+// a room: the user id for accounts, the name for guests and bots.
+func (m *Message) SenderKey() string {
+	if m.UserID != 0 {
+		return "u:" + strconv.FormatInt(m.UserID, 10)
+	}
+	return "n:" + m.User
+}
+
+// MessageQuery selects stored messages of one room; see Store.Messages.
+type MessageQuery struct {
+	After  int64 // only Seq > After
+	Before int64 // only Seq < Before, unless 0
+	Limit  int   // 1..MaxMessagesQuery
+	Newest bool  // the newest Limit in range instead of the oldest
+}
+
+// Revocation is a recorded loss of access; see Store.Revocations. A zero
+// selector matches anything: {UserID: 7} is every socket of user 7,
+// {CourseID: 3} every socket in course 3's room.
+type Revocation struct {
+	Version   int64
+	UserID    int64
+	SessionID int64
+	CourseID  int64
+	Reason    string // shown to the user as the close reason
+	Time      time.Time
 }
 
 // ValidateUsername returns an EINVALID *Error unless name is a valid
