@@ -49,3 +49,12 @@ type Layer interface {
 // queues the message for its connections. The receiver owns msg and may keep
 // it: a layer must not modify or reuse msg after handing it over.
 type Receiver func(group string, msg []byte)
+
+// RestoreNotifier is implemented by a Layer that can lose messages while
+// its connection to a shared backend is down (Redis). After the connection
+// is restored and every group is subscribed again, it calls each function
+// registered with OnRestore, so the hub can read what its rooms missed from
+// the store. The functions run on the layer's goroutine and must not block.
+type RestoreNotifier interface {
+	OnRestore(f func())
+}

@@ -37,6 +37,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -149,9 +150,30 @@ type Layer struct {
 	seq      atomic.Uint64           // source of barrier tokens
 	wmu      sync.Mutex              // guards waiters
 	waiters  map[string]chan<- error // barrier token -> waiting Subscribe
+
+	restoreMu sync.Mutex // guards restored
+	restored  []func()   // called after every reconnection (OnRestore)
+	restores  atomic.Uint64
 }
 
-var _ chat.Layer = (*Layer)(nil)
+var (
+	_ chat.Layer           = (*Layer)(nil)
+	_ chat.RestoreNotifier = (*Layer)(nil)
+)
+
+// OnRestore implements chat.RestoreNotifier: f runs after every
+// reconnection, once every held group is subscribed again. Messages
+// published while the layer was down were lost to this process; f is the
+// caller's cue to recover them (chatd reads them from the store).
+func (l *Layer) OnRestore(f func()) {
+	l.restoreMu.Lock()
+	l.restored = append(l.restored, f)
+	l.restoreMu.Unlock()
+}
+
+// Restores returns how many times the subscription connection was restored
+// after a loss since New.
+func (l *Layer) Restores() uint64 { return l.restores.Load() }
 
 // New connects to Redis and returns a Layer that delivers the messages of
 // its subscribed groups to recv.
@@ -392,6 +414,15 @@ func (l *Layer) run() {
 		} else {
 			l.log.Info("redis layer reconnected and resubscribed; live delivery resumed",
 				"url", l.display, "groups", l.groupCount(), "down_for", time.Since(downSince).Round(time.Millisecond))
+		}
+		if wasUp {
+			l.restores.Add(1)
+			l.restoreMu.Lock()
+			fs := slices.Clone(l.restored)
+			l.restoreMu.Unlock()
+			for _, f := range fs {
+				f()
+			}
 		}
 		wasUp, up, attempt = true, true, 0
 		firstOnce.Do(func() { close(l.first) })

@@ -29,8 +29,9 @@ type sessionKey struct{}
 
 // authSession is the signed-in session of a request.
 type authSession struct {
-	ID    int64
-	Token string
+	ID      int64
+	Token   string
+	Expires time.Time
 }
 
 func sessionFromContext(ctx context.Context) *authSession {
@@ -54,7 +55,7 @@ func (s *Server) withSession(next http.HandlerFunc) http.Handler {
 		switch chat.ErrorCode(err) {
 		case "":
 			ctx := chat.NewContextWithUser(r.Context(), u)
-			ctx = context.WithValue(ctx, sessionKey{}, &authSession{ID: sess.ID, Token: c.Value})
+			ctx = context.WithValue(ctx, sessionKey{}, &authSession{ID: sess.ID, Token: c.Value, Expires: sess.ExpiresAt})
 			r = r.WithContext(ctx)
 		case chat.ENOTFOUND:
 			s.clearSessionCookie(w)

@@ -3,21 +3,28 @@ package web
 import (
 	"context"
 	"time"
+
+	chat "github.com/chatd/chat"
 )
 
 // Run does the server's background work until ctx is done: it deletes
 // expired sessions every SweepInterval (and once at start), forgets expired
-// login-throttle windows, and re-checks the access of signed-in users' open
-// sockets every RecheckInterval. serve runs it beside the HTTP server.
+// login-throttle windows, and applies the store's access revocations to
+// open sockets, polling every RecheckInterval. serve runs it beside the
+// HTTP server.
 func (s *Server) Run(ctx context.Context) {
 	sweep := time.NewTicker(s.cfg.SweepInterval)
 	defer sweep.Stop()
-	var recheck <-chan time.Time
-	if s.cfg.RecheckInterval > 0 {
-		t := time.NewTicker(s.cfg.RecheckInterval)
-		defer t.Stop()
-		recheck = t.C
-	}
+	revoked := make(chan struct{})
+	go func() {
+		defer close(revoked)
+		s.hub.Node().WatchRevocations(ctx, s.cfg.RecheckInterval, func(rv chat.Revocation) {
+			if n := s.hub.Revoke(rv); n > 0 {
+				s.log.Info("web: closed sockets whose access ended", "count", n, "reason", rv.Reason)
+			}
+		})
+	}()
+	defer func() { <-revoked }()
 	s.sweepSessions(ctx)
 	for {
 		select {
@@ -26,10 +33,6 @@ func (s *Server) Run(ctx context.Context) {
 		case <-sweep.C:
 			s.sweepSessions(ctx)
 			s.throttle.Sweep()
-		case <-recheck:
-			if n := s.hub.Recheck(ctx); n > 0 {
-				s.log.Info("web: closed sockets whose access ended", "count", n)
-			}
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 
 	chat "github.com/chatd/chat"
@@ -64,12 +65,10 @@ func (s *Server) handlePublicSocket(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, http.StatusNotFound, "invalid room name: "+roomNameRule)
 		return
 	}
-	echo, ok := parseEcho(r)
+	opts, ok := s.socketOptions(w, r, chat.PublicRoom(name))
 	if !ok {
-		s.reject(w, r, http.StatusBadRequest, "echo must be 1, 0, true or false")
 		return
 	}
-	opts := ws.JoinOptions{Group: "chat:" + name, Room: name, Echo: echo}
 	if !s.socketUser(r, &opts, 0) {
 		if s.cfg.RequireLogin {
 			s.rejectAnonymous(w, r)
@@ -100,6 +99,34 @@ func (s *Server) checkUpgrade(w http.ResponseWriter, r *http.Request) bool {
 func (s *Server) reject(w http.ResponseWriter, r *http.Request, status int, reason string) {
 	s.log.Info("WebSocket REJECT", "path", r.URL.Path, "peer", r.RemoteAddr, "status", status, "reason", reason)
 	http.Error(w, http.StatusText(status)+": "+reason, status)
+}
+
+// socketOptions reads a socket's options from its URL (?echo=, ?after=)
+// for room, or answers 400 with the reason and reports false.
+func (s *Server) socketOptions(w http.ResponseWriter, r *http.Request, room chat.Room) (ws.JoinOptions, bool) {
+	opts := ws.JoinOptions{Group: room.Key(), Room: room.Key(), After: -1}
+	if room.Kind == chat.RoomPublic {
+		opts.Room = room.Name
+	}
+	echo, ok := parseEcho(r)
+	if !ok {
+		s.reject(w, r, http.StatusBadRequest, "echo must be 1, 0, true or false")
+		return opts, false
+	}
+	opts.Echo = echo
+	if r.URL.Query().Has("after") {
+		if !s.hub.Node().History() {
+			s.reject(w, r, http.StatusBadRequest, "this server keeps no history (HISTORY=off), so ?after= cannot resume")
+			return opts, false
+		}
+		after, err := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
+		if err != nil || after < 0 {
+			s.reject(w, r, http.StatusBadRequest, "after must be a whole number >= 0 (the last seq the client has)")
+			return opts, false
+		}
+		opts.After = after
+	}
+	return opts, true
 }
 
 // parseEcho reads the per-connection echo option; nil means the default.
@@ -136,7 +163,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 // or the server is draining, so a load balancer sends no new clients.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	status := http.StatusOK
-	if s.hub.LayerErr() != nil || s.hub.Closing() {
+	if s.hub.LayerErr() != nil || s.hub.Closing() || s.hub.Node().Err() != nil || s.hub.LayerFlapping() != nil {
 		status = http.StatusServiceUnavailable
 	}
 	s.writeHealth(w, status)
@@ -153,6 +180,12 @@ func (s *Server) writeHealth(w http.ResponseWriter, status int) {
 	}
 	if err := s.hub.LayerErr(); err != nil {
 		body["status"], body["layer"] = "degraded", err.Error()
+	} else if err := s.hub.LayerFlapping(); err != nil {
+		body["status"], body["layer"] = "degraded", err.Error()
+	}
+	body["store"] = "ok"
+	if err := s.hub.Node().Err(); err != nil {
+		body["status"], body["store"] = "degraded", "unavailable: "+err.Error()
 	}
 	if s.hub.Closing() {
 		body["status"] = "draining"

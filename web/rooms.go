@@ -13,8 +13,8 @@ import (
 // Course rooms and private (DM) rooms. Both are for signed-in users only and
 // are authorised twice: on the page and again on the WebSocket upgrade,
 // before the 101, so a socket opened without the page gets the same answer.
-// After the upgrade, every signed-in connection is re-checked (ws/authz.go):
-// before each message it sends and every RecheckInterval.
+// Access taken away later reaches open sockets through the store's
+// revocations, which every process polls (see ws/authz.go).
 
 // socketUser fills opts with the signed-in user of r, their session (so
 // logout closes the socket) and a Recheck. courseID, if not 0, is also
@@ -26,6 +26,7 @@ func (s *Server) socketUser(r *http.Request, opts *ws.JoinOptions, courseID int6
 	}
 	opts.User = u
 	opts.Session = strconv.FormatInt(sess.ID, 10)
+	opts.Expires = sess.Expires
 	opts.Recheck = s.recheck(sess.Token, u.ID, courseID)
 	return true
 }
@@ -61,21 +62,6 @@ func (s *Server) recheck(token string, userID, courseID int64) func(ctx context.
 // rejectAnonymous refuses a socket that needs a signed-in user: 401.
 func (s *Server) rejectAnonymous(w http.ResponseWriter, r *http.Request) {
 	s.reject(w, r, http.StatusUnauthorized, "sign in first (no valid session cookie)")
-}
-
-// CourseGroup returns the channel layer group of a course's chat room.
-func CourseGroup(courseID int64) string { return "course:" + strconv.FormatInt(courseID, 10) }
-
-// DMGroup returns the group of the private room of two users: their
-// username keys (chat.UsernameKey) in sorted order, so both users reach the
-// same group whoever opens it, and whatever case they type. '|' cannot occur
-// in a username, so no two pairs share a group.
-func DMGroup(a, b string) string {
-	ka, kb := chat.UsernameKey(a), chat.UsernameKey(b)
-	if kb < ka {
-		ka, kb = kb, ka
-	}
-	return "dm:" + ka + "|" + kb
 }
 
 // courseAccess loads the course in the URL and checks that u may enter it.
@@ -174,7 +160,7 @@ func (s *Server) handleCourseRoom(w http.ResponseWriter, r *http.Request) {
 	}
 	id := strconv.FormatInt(c.ID, 10)
 	s.render(w, r, http.StatusOK, "room.html", map[string]any{
-		"Room":       CourseGroup(c.ID),
+		"Room":       chat.CourseRoom(c.ID).Key(),
 		"Title":      c.Title + " · chat",
 		"Heading":    c.Title,
 		"Sub":        "Course chat room",
@@ -194,7 +180,7 @@ func (s *Server) handleCourseSocket(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, status, reason)
 		return
 	}
-	s.acceptMember(w, r, CourseGroup(c.ID), c.ID)
+	s.acceptMember(w, r, chat.CourseRoom(c.ID), c.ID)
 }
 
 // signedInSocket checks a private room's upgrade request (see checkUpgrade)
@@ -211,15 +197,13 @@ func (s *Server) signedInSocket(w http.ResponseWriter, r *http.Request) *chat.Us
 	return u
 }
 
-// acceptMember upgrades an authorised member's socket into group; courseID
+// acceptMember upgrades an authorised member's socket into room; courseID
 // (0 for none) is re-checked for as long as the socket is open.
-func (s *Server) acceptMember(w http.ResponseWriter, r *http.Request, group string, courseID int64) {
-	echo, ok := parseEcho(r)
+func (s *Server) acceptMember(w http.ResponseWriter, r *http.Request, room chat.Room, courseID int64) {
+	opts, ok := s.socketOptions(w, r, room)
 	if !ok {
-		s.reject(w, r, http.StatusBadRequest, "echo must be 1, 0, true or false")
 		return
 	}
-	opts := ws.JoinOptions{Group: group, Room: group, Echo: echo}
 	s.socketUser(r, &opts, courseID)
 	s.hub.Accept(w, r, opts)
 }
@@ -281,7 +265,7 @@ func (s *Server) handleDM(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.render(w, r, http.StatusOK, "room.html", map[string]any{
-		"Room":       DMGroup(u.Username, peer.Username),
+		"Room":       chat.DMRoom(u.ID, peer.ID).Key(),
 		"Title":      "Chat with " + peer.Username,
 		"Heading":    "Chat with " + peer.Username,
 		"Sub":        "Private: only you and " + peer.Username + " see this room",
@@ -301,5 +285,5 @@ func (s *Server) handleDMSocket(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, status, reason)
 		return
 	}
-	s.acceptMember(w, r, DMGroup(u.Username, peer.Username), 0)
+	s.acceptMember(w, r, chat.DMRoom(u.ID, peer.ID), 0)
 }

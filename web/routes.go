@@ -30,6 +30,10 @@ func (s *Server) routes(static http.Handler) {
 	s.mux.Handle("GET /chat/dm/{username}/{$}", s.withSession(s.handleDM))
 	s.mux.Handle("GET /ws/chat/dm/{username}/{$}", s.withSession(s.handleDMSocket))
 
+	s.mux.Handle("GET /api/chat/{room}/messages", s.withSession(s.handleHistory))
+	s.mux.Handle("GET /api/chat/room/{id}/messages", s.withSession(s.handleHistory))
+	s.mux.Handle("GET /api/chat/dm/{username}/messages", s.withSession(s.handleHistory))
+
 	s.mux.Handle("GET /static/", cacheStatic(http.StripPrefix("/static/", static)))
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	s.mux.HandleFunc("GET /readyz", s.handleReady)

@@ -39,9 +39,9 @@ type Config struct {
 	// RequireLogin keeps anonymous guests out of public rooms
 	// (ALLOW_ANONYMOUS=false).
 	RequireLogin bool
-	// RecheckInterval is how often open sockets of signed-in users are
-	// checked again (session still valid, still enrolled); default 30 s,
-	// negative turns the periodic check off (ACCESS_RECHECK_INTERVAL).
+	// RecheckInterval is how often the store's access revocations (logout,
+	// unenroll, deleted courses and accounts, from any process) are polled
+	// and applied to open sockets; default 1 s (ACCESS_RECHECK_INTERVAL).
 	RecheckInterval time.Duration
 	// SweepInterval is how often expired sessions are deleted; default 1 h.
 	SweepInterval time.Duration
@@ -66,8 +66,8 @@ func (c *Config) setDefaults() {
 	if c.SessionTTL <= 0 {
 		c.SessionTTL = 14 * 24 * time.Hour
 	}
-	if c.RecheckInterval == 0 {
-		c.RecheckInterval = 30 * time.Second
+	if c.RecheckInterval <= 0 {
+		c.RecheckInterval = time.Second
 	}
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = time.Hour

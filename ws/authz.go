@@ -9,21 +9,16 @@ import (
 	chat "github.com/chatd/chat"
 )
 
-// Access re-checks. The web layer authorises a connection on the upgrade;
-// membership can change afterwards (a student is unenrolled, a session ends
-// or expires). A connection whose JoinOptions.Recheck is set is therefore
-// checked again:
-//
-//   - before every message it sends (recheckBeforeSend, on the reader
-//     goroutine), so a user who lost access can never send another message;
-//   - on every Hub.Recheck, which the web layer calls periodically, so a user
-//     who only listens is closed too.
-//
-// A Recheck returns nil while access stands. A *chat.Error (other than
-// EINTERNAL and EUNAVAILABLE) means access is gone: the connection is closed
-// with 1008 and the error's message as the reason. Any other error is
-// treated as transient (the store is unreachable): the message being sent is
-// refused with an error frame, and a periodic check keeps the connection.
+// Access checks after the upgrade. The web layer authorises a connection on
+// the upgrade. Access taken away later (logout, unenroll, a deleted course
+// or account, on any process or by an admin command) is recorded in the
+// store; every process polls those revocations (core.Node.WatchRevocations)
+// and closes the matching local connections with Hub.Revoke – within about
+// a second, whatever the channel layer's state, and without a store query
+// per message. A connection's JoinOptions.Recheck runs once, after it has
+// joined and before its 101, so a revocation made while it was opening is
+// not missed either. A Recheck returns nil while access stands; a
+// *chat.Error (other than EINTERNAL and EUNAVAILABLE) means access is gone.
 
 // recheckTimeout bounds one Recheck call.
 const recheckTimeout = 5 * time.Second
@@ -35,60 +30,6 @@ func denied(err error) (reason string, gone bool) {
 		return ce.Message, true
 	}
 	return "", false
-}
-
-// recheckBeforeSend runs c's Recheck before a message is published and
-// reports whether the message may go out.
-func (c *Conn) recheckBeforeSend() bool {
-	ctx, cancel := context.WithTimeout(context.Background(), recheckTimeout)
-	err := c.recheck(ctx)
-	cancel()
-	if err == nil {
-		return true
-	}
-	if !c.revokeIfDenied(err) {
-		c.hub.log.Warn("ws: access check failed", "path", c.path, "user", c.user.Username, "err", err)
-		c.enqueue(newErrorFrame(CodeUnavailable, "your access to this room could not be checked; the message was not sent, try again"))
-	}
-	return false
-}
-
-// revokeIfDenied closes c (1008, with the error's message as the reason)
-// when err from its Recheck means access is gone, and reports whether it did.
-func (c *Conn) revokeIfDenied(err error) bool {
-	reason, gone := denied(err)
-	if gone {
-		c.hub.log.Info("ws: access revoked", "path", c.path, "user", c.user.Username, "reason", reason)
-		c.Close(ClosePolicyViolation, reason)
-	}
-	return gone
-}
-
-// Recheck runs the Recheck of every local connection that has one, one at a
-// time, and closes (1008) those whose access is gone. It returns how many it
-// closed. Transient errors are logged and leave the connection open.
-func (h *Hub) Recheck(ctx context.Context) int {
-	closed := 0
-	for _, c := range h.snapshot() {
-		if c.recheck == nil {
-			continue
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		cctx, cancel := context.WithTimeout(ctx, recheckTimeout)
-		err := c.recheck(cctx)
-		cancel()
-		if err == nil {
-			continue
-		}
-		if c.revokeIfDenied(err) {
-			closed++
-		} else if ctx.Err() == nil {
-			h.log.Warn("ws: access check failed", "path", c.path, "user", c.user.Username, "err", err)
-		}
-	}
-	return closed
 }
 
 // PublishControl sends ctl to every hub attached to layer, without a Hub of

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -43,7 +45,9 @@ func newRecheckHub(t *testing.T, bus *memory.Bus) (*Hub, *access, string) {
 	acc := &access{err: map[string]error{}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user := r.URL.Query().Get("user")
-		h.Accept(w, r, JoinOptions{Group: "course:1", Room: "course:1", User: &chat.User{ID: 1, Username: user}, Recheck: acc.check(user)})
+		id, _ := strconv.ParseInt(r.URL.Query().Get("id"), 10, 64)
+		h.Accept(w, r, JoinOptions{Group: r.URL.Query().Get("room"), Room: "course:1", User: &chat.User{ID: id, Username: user},
+			Session: r.URL.Query().Get("session"), Recheck: acc.check(user), After: -1})
 	}))
 	t.Cleanup(func() {
 		_ = h.Shutdown(context.Background())
@@ -55,58 +59,82 @@ func newRecheckHub(t *testing.T, bus *memory.Bus) (*Hub, *access, string) {
 
 func dialUser(t *testing.T, base, user string) *wstest.Client {
 	t.Helper()
-	c := wstest.Dial(t, wstest.WSURL(base, "/?user="+user), wstest.Options{Subprotocol: Subprotocol})
+	return dialQuery(t, base, "user="+user+"&room=course:1")
+}
+
+func dialQuery(t *testing.T, base, query string) *wstest.Client {
+	t.Helper()
+	c := wstest.Dial(t, wstest.WSURL(base, "/?"+query), wstest.Options{Subprotocol: Subprotocol})
 	if f := c.Next(t); f.Str("type") != "hello" {
 		t.Fatalf("first frame %v", f)
 	}
 	return c
 }
 
-func TestRecheckBeforeSend(t *testing.T) {
-	_, acc, base := newRecheckHub(t, memory.NewBus())
-	alice, olga := dialUser(t, base, "alice"), dialUser(t, base, "olga")
-
-	// A transient failure refuses the message and keeps the connection.
-	acc.set("alice", errors.New("database is down"))
-	alice.Send(t, map[string]string{"message": "lost"})
-	if f := alice.Next(t); f.Str("type") != "error" || f.Str("code") != CodeUnavailable {
-		t.Fatalf("got %v, want an unavailable error frame", f)
+// TestRecheckOnJoin: the access check runs once more after the socket has
+// joined and before its 101: access gone answers 403 with the reason, a
+// transient failure 503, and neither is ever upgraded.
+func TestRecheckOnJoin(t *testing.T) {
+	h, acc, base := newRecheckHub(t, memory.NewBus())
+	olga := dialUser(t, base, "olga")
+	for _, tc := range []struct {
+		err    error
+		status int
+		reason string
+	}{
+		{chat.Errorf(chat.EFORBIDDEN, "no longer enrolled"), http.StatusForbidden, "no longer enrolled"},
+		{errors.New("database is down"), http.StatusServiceUnavailable, "access could not be checked"},
+	} {
+		acc.set("alice", tc.err)
+		status, body := wstest.DialStatus(t, wstest.WSURL(base, "/?user=alice&room=course:1"))
+		if status != tc.status || !strings.Contains(body, tc.reason) {
+			t.Errorf("%v: %d %q, want %d with %q", tc.err, status, body, tc.status, tc.reason)
+		}
 	}
-	acc.set("alice", nil)
-	alice.Send(t, map[string]string{"message": "ok"})
-	if f := olga.Next(t); f.Str("message") != "ok" {
-		t.Fatalf("olga got %v, want ok (and never lost)", f)
+	if n := h.Stats().Connections; n != 1 {
+		t.Errorf("%d connections registered after refusals, want 1 (olga)", n)
 	}
-	alice.Next(t)
-
-	// Access gone: the message is not sent, the socket closes with 1008.
-	acc.set("alice", chat.Errorf(chat.EFORBIDDEN, "no longer enrolled"))
-	alice.Send(t, map[string]string{"message": "not for olga"})
-	if code, reason := alice.WaitClose(t); code != ClosePolicyViolation || reason != "no longer enrolled" {
-		t.Errorf("close %d %q", code, reason)
-	}
-	olga.Send(t, map[string]string{"message": "mine"})
-	if f := olga.Next(t); f.Str("message") != "mine" {
-		t.Errorf("olga got %v, want her own message first", f)
+	// The room still works for olga, and a refused alice never joined it.
+	olga.Send(t, map[string]string{"message": "still here"})
+	if f := olga.Next(t); f.Str("message") != "still here" {
+		t.Errorf("olga got %v", f)
 	}
 }
 
-func TestHubRecheck(t *testing.T) {
-	h, acc, base := newRecheckHub(t, memory.NewBus())
-	alice, olga := dialUser(t, base, "alice"), dialUser(t, base, "olga")
-	acc.set("olga", errors.New("transient"))
-	if n := h.Recheck(context.Background()); n != 0 {
-		t.Fatalf("closed %d with access intact", n)
+// TestRevoke: a revocation closes exactly the connections it selects – by
+// user, by session, by course room – with 1008 and its reason.
+func TestRevoke(t *testing.T) {
+	h, _, base := newRecheckHub(t, memory.NewBus())
+	a1 := dialQuery(t, base, "user=alice&id=7&session=11&room=course:1")
+	a2 := dialQuery(t, base, "user=alice&id=7&session=12&room=course:2")
+	a3 := dialQuery(t, base, "user=alice&id=7&session=12&room=chat:lobby")
+	bob := dialQuery(t, base, "user=bob&id=8&session=13&room=course:1")
+
+	if n := h.Revoke(chat.Revocation{}); n != 0 {
+		t.Fatalf("an empty revocation closed %d", n)
 	}
-	acc.set("alice", chat.Errorf(chat.EUNAUTHORIZED, "session ended"))
-	if n := h.Recheck(context.Background()); n != 1 {
-		t.Fatalf("closed %d, want 1", n)
+	if n := h.Revoke(chat.Revocation{UserID: 7, SessionID: 11, Reason: "logged out"}); n != 1 {
+		t.Fatalf("session revocation closed %d, want 1", n)
 	}
-	if code, reason := alice.WaitClose(t); code != ClosePolicyViolation || reason != "session ended" {
-		t.Errorf("close %d %q", code, reason)
+	if code, reason := a1.WaitClose(t); code != ClosePolicyViolation || reason != "logged out" {
+		t.Errorf("a1 close %d %q", code, reason)
 	}
-	if olga.Closed() {
-		t.Error("a transient error closed olga")
+	if n := h.Revoke(chat.Revocation{UserID: 7, CourseID: 2, Reason: "no longer enrolled"}); n != 1 {
+		t.Fatalf("course revocation closed %d, want 1", n)
+	}
+	if code, reason := a2.WaitClose(t); code != ClosePolicyViolation || reason != "no longer enrolled" {
+		t.Errorf("a2 close %d %q", code, reason)
+	}
+	if n := h.Revoke(chat.Revocation{CourseID: 1, Reason: "course deleted"}); n != 1 {
+		t.Fatalf("course deletion closed %d, want 1 (bob)", n)
+	}
+	if code, reason := bob.WaitClose(t); code != ClosePolicyViolation || reason != "course deleted" {
+		t.Errorf("bob close %d %q", code, reason)
+	}
+	// alice's public-room socket was never selected.
+	a3.Send(t, map[string]string{"message": "still here"})
+	if f := a3.Next(t); f.Str("message") != "still here" {
+		t.Errorf("a3 got %v", f)
 	}
 }
 

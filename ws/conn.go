@@ -14,19 +14,29 @@ import (
 	"time"
 
 	chat "github.com/chatd/chat"
+	"github.com/chatd/chat/core"
 	"github.com/lxzan/gws"
 )
 
 // JoinOptions say who a new connection is and where it goes. The web layer
 // fills them from the URL and the session after authorising the request.
 type JoinOptions struct {
-	Group   string     // layer group of the room, e.g. "chat:lobby"
+	Group   string     // the room's key (chat.Room.Key), also its layer group
 	Room    string     // room name shown in frames
 	User    *chat.User // never nil
 	Session string     // opaque session id, so logout can close its sockets
 	Echo    *bool      // nil: the hub's default
-	// Recheck, if not nil, re-checks the user's right to stay in the room
-	// before each message they send and on every Hub.Recheck (see authz.go).
+	// After, if not negative, resumes the room after that seq (?after=):
+	// the connection gets exactly the messages with a higher seq, then
+	// live ones. Negative: the room's latest HistoryOnJoin messages first.
+	After int64
+	// Expires, if not zero, is when the session ends: the connection is
+	// closed (1008) at the first keepalive sweep after it.
+	Expires time.Time
+	// Recheck, if not nil, checks the user's right to enter the room once
+	// more after the connection has joined, just before the 101. Access
+	// taken away later reaches the connection through Hub.Revoke; this
+	// check closes the race of a revocation made while the socket opens.
 	Recheck func(ctx context.Context) error
 }
 
@@ -56,9 +66,19 @@ type Conn struct {
 
 	// recheck is JoinOptions.Recheck; set once, before the connection is shared.
 	recheck func(ctx context.Context) error
+	// after is JoinOptions.After and expires JoinOptions.Expires; set once.
+	after   int64
+	expires time.Time
 
-	// idx is c's index in room.members; guarded by room.mu.
+	// idx is c's index in room.members (-1 when not a member); guarded by
+	// room.mu.
 	idx int
+	// sent is the seq of the last chat message queued for c: the room
+	// never queues a seq twice. Guarded by room.mu once c is a member;
+	// before that only the goroutine admitting c uses it.
+	sent int64
+	// cursor is where catchUp starts (the last seq c already has).
+	cursor int64
 	// registered is set while c counts in hub.conns; guarded by hub.mu.
 	registered bool
 
@@ -166,6 +186,9 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, opts JoinOptions) {
 		user:    opts.User,
 		session: opts.Session,
 		recheck: opts.Recheck,
+		after:   opts.After,
+		expires: opts.Expires,
+		idx:     -1,
 		echo:    h.cfg.Echo,
 		path:    r.URL.Path,
 		peer:    r.RemoteAddr,
@@ -189,19 +212,40 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, opts JoinOptions) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.WriteTimeout)
-	err := h.join(ctx, c)
+	member, err := h.join(ctx, c)
 	cancel()
 	if err != nil {
 		h.unregister(c)
 		h.log.Error("ws: cannot join room", "group", c.group, "err", err)
-		h.log.Info("WebSocket REJECT", "path", c.path, "peer", c.peer, "status", 503, "reason", "channel layer unavailable")
-		http.Error(w, "503 Service Unavailable: the channel layer is unavailable, try again later", http.StatusServiceUnavailable)
+		reason := "the channel layer is unavailable"
+		if errors.Is(err, errStore) {
+			reason = "the message store is unavailable"
+		}
+		h.log.Info("WebSocket REJECT", "path", c.path, "peer", c.peer, "status", 503, "reason", reason)
+		http.Error(w, "503 Service Unavailable: "+reason+", try again later", http.StatusServiceUnavailable)
 		return
+	}
+	if c.recheck != nil {
+		// The connection is registered and joined, so a revocation from now
+		// on reaches it through Revoke; this check sees any made before.
+		ctx, cancel := context.WithTimeout(r.Context(), recheckTimeout)
+		err := c.recheck(ctx)
+		cancel()
+		if err != nil {
+			h.abandon(c, member)
+			status, reason := http.StatusServiceUnavailable, "access could not be checked, try again later"
+			if why, gone := denied(err); gone {
+				status, reason = http.StatusForbidden, why
+			}
+			h.log.Info("WebSocket REJECT", "path", c.path, "peer", c.peer, "status", status, "reason", reason)
+			http.Error(w, http.StatusText(status)+": "+reason, status)
+			return
+		}
 	}
 
 	netConn, brw, err := hj.Hijack()
 	if err != nil {
-		h.abandon(c)
+		h.abandon(c, member)
 		h.log.Error("ws: hijack failed", "path", c.path, "peer", c.peer, "err", err)
 		return
 	}
@@ -226,7 +270,7 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, opts JoinOptions) {
 	if err != nil {
 		// gws has answered 400 with the reason; lockedConn only half-closed.
 		_ = netConn.Close()
-		h.abandon(c)
+		h.abandon(c, member)
 		h.log.Info("WebSocket REJECT", "path", c.path, "peer", c.peer, "status", 400, "reason", err.Error())
 		return
 	}
@@ -240,7 +284,7 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, opts JoinOptions) {
 	// Release the writer; a v1 client's hello goes before anything queued.
 	var hello []byte
 	if c.v1 {
-		hello, _ = encodeFrame(helloFrame{Type: "hello", User: c.user.Username, Room: c.roomTag, Protocol: Subprotocol, Echo: c.echo})
+		hello, _ = encodeFrame(helloFrame{Type: "hello", User: c.user.Username, Room: c.roomTag, Protocol: Subprotocol, Echo: c.echo, History: h.history()})
 	}
 	c.mu.Lock()
 	if hello != nil && !c.closing {
@@ -255,19 +299,26 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, opts JoinOptions) {
 		c.writing = false
 	}
 	c.mu.Unlock()
+	if !member {
+		go h.catchUp(c.room, c)
+	}
 	// A fresh goroutine rather than this handler's: net/http's per-request
 	// state becomes garbage as soon as the handler returns.
 	go sock.ReadLoop()
 }
 
 // abandon undoes register and join for a connection whose upgrade failed.
-func (h *Hub) abandon(c *Conn) {
+func (h *Hub) abandon(c *Conn, member bool) {
 	c.mu.Lock()
 	c.closing = true
 	clear(c.queue)
 	c.queue = nil
 	c.mu.Unlock()
-	h.leave(c)
+	if member {
+		h.leave(c)
+	} else if c.room != nil {
+		h.dropPending(c.room)
+	}
 	h.unregister(c)
 }
 
@@ -295,6 +346,13 @@ func (c *Conn) enqueue(frame []byte) bool {
 	}
 	c.mu.Unlock()
 	return true
+}
+
+// isClosing reports whether c is closing or closed.
+func (c *Conn) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
 }
 
 // Close closes c with code and reason after the frames already queued.
@@ -487,29 +545,53 @@ func (e eventHandler) OnMessage(sock *gws.Conn, m *gws.Message) {
 		c.Close(CloseUnsupportedData, "binary frames are not supported; send JSON text")
 		return
 	}
-	text, ferr := parseInbound(m.Bytes())
+	text, id, ferr := parseInbound(m.Bytes())
 	if ferr != nil {
-		c.enqueue(newErrorFrame(ferr.Code, ferr.Detail))
+		c.enqueue(newErrorFrame(ferr.Code, ferr.Detail, id))
 		return
 	}
 	if !c.allow(now) {
-		c.enqueue(newErrorFrame(CodeRateLimited, "too many messages; this one was not sent"))
+		c.enqueue(newErrorFrame(CodeRateLimited, "too many messages; this one was not sent", id))
 		return
 	}
-	if c.recheck != nil && !c.recheckBeforeSend() {
-		return
+	post := &core.Post{Room: c.group, UserID: c.user.ID, User: c.user.Username, Text: text, ClientID: id, Origin: c.id,
+		Done: func(res core.Result) { c.report(res, id) }}
+	ctx, cancel := context.WithTimeout(context.Background(), submitTimeout)
+	err := c.hub.node.Submit(ctx, post)
+	cancel()
+	if err != nil {
+		c.enqueue(newErrorFrame(CodeUnavailable, "the server is busy; the message was not sent, try again", id))
 	}
-	msg := ChatMessage{Type: "chat_message", Message: text, User: c.user.Username, Datetime: formatTime(now), Room: c.roomTag}
-	// No per-message context timer: the memory layer cannot block, and the
-	// redis layer's client bounds every call with its own timeouts.
-	if err := c.hub.publish(context.Background(), c, &msg); err != nil {
-		// An outage is logged once by the layer; per message it is noise.
+}
+
+// submitTimeout bounds how long a reader waits for room in the commit
+// queue before refusing the message.
+const submitTimeout = 5 * time.Second
+
+// report reports the outcome of c's message with client id id: an ack to a
+// chatd.v1 client once it is stored (and published), or an error frame
+// naming the id. It runs on the node's committer goroutine.
+func (c *Conn) report(res core.Result, id string) {
+	switch {
+	case res.Err != nil:
 		lv := slog.LevelWarn
-		if chat.ErrorCode(err) == chat.EUNAVAILABLE {
-			lv = slog.LevelDebug
+		if chat.ErrorCode(res.Err) == chat.EUNAVAILABLE {
+			lv = slog.LevelDebug // an outage is logged once, by the node or the layer
 		}
-		c.hub.log.Log(context.Background(), lv, "ws: publish failed", "group", c.group, "err", err)
-		c.enqueue(newErrorFrame(CodeUnavailable, "the message could not be delivered (channel layer unavailable); try again"))
+		c.hub.log.Log(context.Background(), lv, "ws: message not sent", "group", c.group, "err", res.Err)
+		detail := "the message could not be stored right now; it was not sent, try again"
+		if !c.hub.history() {
+			detail = "the message could not be delivered (channel layer unavailable); try again"
+		}
+		c.enqueue(newErrorFrame(CodeUnavailable, detail, id))
+	case res.PublishErr != nil && !c.hub.history():
+		// Nothing keeps the message: tell the sender, as before.
+		c.hub.log.Debug("ws: publish failed", "group", c.group, "err", res.PublishErr)
+		c.enqueue(newErrorFrame(CodeUnavailable, "the message could not be delivered (channel layer unavailable); try again", id))
+	case c.v1 && id != "":
+		// Stored (and, if the layer is down, delivered locally now and to
+		// other processes from the store when it returns).
+		c.enqueue(mustFrame(ackFrame{Type: "ack", ID: id, Seq: res.Message.Seq}))
 	}
 }
 

@@ -21,11 +21,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	chat "github.com/chatd/chat"
+	"github.com/chatd/chat/core"
 	"github.com/lxzan/gws"
 )
 
@@ -42,7 +44,13 @@ type Config struct {
 	Echo           bool          // send a message back to its sender unless the connection asks otherwise
 	RateLimit      float64       // messages per second per connection; 0 means no limit
 	RateBurst      int           // messages a connection may send at once; default 2 x RateLimit
-	Logger         *slog.Logger
+	// HistoryOnJoin is how many of a room's latest messages a new
+	// connection gets first (HISTORY_ON_JOIN); 0 sends none.
+	HistoryOnJoin int
+	// HistoryWindow is how many recent frames each room keeps in memory
+	// for joins and resumes; default max(256, HistoryOnJoin).
+	HistoryWindow int
+	Logger        *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -70,6 +78,12 @@ func (c *Config) setDefaults() {
 	if c.RateLimit > 0 && c.RateBurst <= 0 {
 		c.RateBurst = max(1, int(2*c.RateLimit))
 	}
+	if c.HistoryOnJoin < 0 {
+		c.HistoryOnJoin = 0
+	}
+	if c.HistoryWindow < c.HistoryOnJoin || c.HistoryWindow <= 0 {
+		c.HistoryWindow = max(256, c.HistoryOnJoin)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -84,6 +98,7 @@ const (
 	ClosePolicyViolation = 1008 // logged out, access revoked, slow consumer
 	CloseTooBig          = 1009 // frame over the read limit (sent by gws)
 	CloseInternalError   = 1011 // keepalive timeout, channel layer unavailable
+	CloseTryAgainLater   = 1013 // history could not be read; reconnect to resume
 )
 
 // Envelope kinds, the first byte of every message chatd puts on the layer.
@@ -96,8 +111,9 @@ const (
 // Envelope flags.
 const flagV1Only = 1 // only connections that negotiated chatd.v1 get it
 
-// envHeader is the envelope header: kind, origin process, origin connection, flags.
-const envHeader = 1 + 8 + 8 + 1
+// envHeader is the envelope header: kind, origin process, origin
+// connection, flags, and the message's seq in its room (0 for none).
+const envHeader = 1 + 8 + 8 + 1 + 8
 
 const controlGroup = "chatd.control"
 
@@ -111,6 +127,7 @@ type Hub struct {
 	// subprotocols are configured, so the hub picks by what is offered).
 	v1Upgrader, plainUpgrader *gws.Upgrader
 	layer                     chat.Layer // set by Start
+	node                      *core.Node // set by UseNode or Start
 
 	// subMu serializes the transitions of a room between "no local members,
 	// not subscribed" and "subscribed": the layer's Subscribe/Unsubscribe
@@ -128,18 +145,12 @@ type Hub struct {
 
 	pingFrame []byte
 
+	restoreMu    sync.Mutex  // guards restoreTimes
+	restoreTimes []time.Time // when the layer was last restored
+
 	// Counters for /metrics and tests.
 	delivered atomic.Uint64 // frames queued to clients
 	slow      atomic.Uint64 // connections closed as slow consumers
-}
-
-// room is one group's local members.
-type room struct {
-	group string
-	mu    sync.RWMutex
-	// members are the room's local connections; guarded by mu. Each
-	// connection's idx field is its position, for O(1) removal.
-	members []*Conn
 }
 
 // NewHub returns a hub with cfg. Call Start before serving connections.
@@ -176,10 +187,30 @@ func NewHub(cfg Config) *Hub {
 	return h
 }
 
+// UseNode makes n (whose Publisher must be h) the hub's message path. Call
+// it before Start; without it Start makes a node with history off.
+func (h *Hub) UseNode(n *core.Node) { h.node = n }
+
+// Node returns the hub's message path.
+func (h *Hub) Node() *core.Node { return h.node }
+
+// history reports whether messages are stored and sequenced.
+func (h *Hub) history() bool { return h.node != nil && h.node.History() }
+
 // Start attaches the hub to layer (whose Receiver must be h.Receive),
 // subscribes to the control and per-process groups, and starts keepalive.
 func (h *Hub) Start(ctx context.Context, layer chat.Layer) error {
 	h.layer = layer
+	if h.node == nil {
+		n, err := core.New(core.Config{Publisher: h, HistoryOff: true, Logger: h.log})
+		if err != nil {
+			return err
+		}
+		h.node = n
+	}
+	if rn, ok := layer.(chat.RestoreNotifier); ok {
+		rn.OnRestore(h.layerRestored)
+	}
 	for _, g := range []string{controlGroup, h.procGroup(h.pid)} {
 		err := layer.Subscribe(ctx, g)
 		switch {
@@ -209,14 +240,21 @@ func (h *Hub) Receive(group string, msg []byte) {
 	proc := binary.BigEndian.Uint64(msg[1:9])
 	conn := binary.BigEndian.Uint64(msg[9:17])
 	flags := msg[17]
+	seq := int64(binary.BigEndian.Uint64(msg[18:26]))
 	body := msg[envHeader:]
 	switch msg[0] {
 	case kindChat:
 		h.mu.RLock()
 		r := h.rooms[group]
 		h.mu.RUnlock()
-		if r != nil {
-			h.broadcast(r, body, proc, conn, flags)
+		switch {
+		case r == nil:
+		case seq > 0 && h.history():
+			h.sequence(r, seq, body, proc, conn, flags)
+		default:
+			r.mu.Lock()
+			h.deliverUnordered(r, body, proc, conn, flags)
+			r.mu.Unlock()
 		}
 	case kindDirect:
 		h.mu.RLock()
@@ -237,12 +275,53 @@ func (h *Hub) Receive(group string, msg []byte) {
 	}
 }
 
-// broadcast queues frame for every member of r. It holds r's read lock, so
-// joins and leaves wait; enqueue never blocks, so that wait is short.
-func (h *Hub) broadcast(r *room, frame []byte, proc, origin uint64, flags byte) {
+// envelope returns a layer message: the envelope header followed by v
+// encoded as JSON and framed as a WebSocket text frame, built in one buffer.
+func envelope(kind byte, proc, conn uint64, flags byte, seq int64, v any) ([]byte, error) {
+	buf, start, err := encodeFramed(v, envHeader)
+	if err != nil {
+		return nil, err
+	}
+	env := buf[start-envHeader:]
+	env[0] = kind
+	binary.BigEndian.PutUint64(env[1:9], proc)
+	binary.BigEndian.PutUint64(env[9:17], conn)
+	env[17] = flags
+	binary.BigEndian.PutUint64(env[18:26], uint64(seq))
+	return env, nil
+}
+
+// Publish implements core.Publisher: it encodes m as a chat_message frame
+// once and publishes it, with its seq, to m's room on every process.
+func (h *Hub) Publish(ctx context.Context, m *chat.Message, origin uint64) error {
+	env, err := envelope(kindChat, h.pid, origin, 0, m.Seq, chatMessage(m))
+	if err != nil {
+		return err
+	}
+	err = h.layer.Publish(ctx, m.Room, env)
+	if err != nil && m.Seq > 0 {
+		// The message is stored; deliver it here at least. Other processes
+		// get it from the store when their layer connection is restored, or
+		// when the next message shows them the gap.
+		h.Receive(m.Room, env)
+	}
+	return err
+}
+
+// chatFrame returns m's chat_message frame: the same bytes Publish sends.
+func (h *Hub) chatFrame(m *chat.Message) []byte {
+	f, err := encodeFrame(chatMessage(m))
+	if err != nil {
+		panic(err) // strings and numbers always encode
+	}
+	return f
+}
+
+// deliverUnordered queues frame for every member of r, without seq (history
+// off). r.mu is held, so joins and leaves wait; enqueue never blocks.
+func (h *Hub) deliverUnordered(r *room, frame []byte, proc, origin uint64, flags byte) {
 	fromHere := proc == h.pid
 	n := 0
-	r.mu.RLock()
 	for _, c := range r.members {
 		if fromHere && c.id == origin && !c.echo {
 			continue
@@ -254,32 +333,7 @@ func (h *Hub) broadcast(r *room, frame []byte, proc, origin uint64, flags byte) 
 			n++
 		}
 	}
-	r.mu.RUnlock()
 	h.delivered.Add(uint64(n))
-}
-
-// envelope returns a layer message: the envelope header followed by v
-// encoded as JSON and framed as a WebSocket text frame, built in one buffer.
-func envelope(kind byte, proc, conn uint64, flags byte, v any) ([]byte, error) {
-	buf, start, err := encodeFramed(v, envHeader)
-	if err != nil {
-		return nil, err
-	}
-	env := buf[start-envHeader:]
-	env[0] = kind
-	binary.BigEndian.PutUint64(env[1:9], proc)
-	binary.BigEndian.PutUint64(env[9:17], conn)
-	env[17] = flags
-	return env, nil
-}
-
-// publish sends a chat message from c to its room on every process.
-func (h *Hub) publish(ctx context.Context, c *Conn, m *ChatMessage) error {
-	env, err := envelope(kindChat, h.pid, c.id, 0, m)
-	if err != nil {
-		return err
-	}
-	return h.layer.Publish(ctx, c.group, env)
 }
 
 // Control is a command carried to every process on the control group.
@@ -322,7 +376,7 @@ func (h *Hub) SendTo(ctx context.Context, channel string, v any) error {
 	if _, err := fmt.Sscanf(channel, "%016x.%016x", &proc, &conn); err != nil {
 		return fmt.Errorf("ws: bad channel name %q", channel)
 	}
-	env, err := envelope(kindDirect, h.pid, conn, 0, v)
+	env, err := envelope(kindDirect, h.pid, conn, 0, 0, v)
 	if err != nil {
 		return err
 	}
@@ -340,104 +394,6 @@ func (h *Hub) snapshot() []*Conn {
 	return cs
 }
 
-// join adds c to its room, subscribing this process to the room's group
-// first if c is the room's first local member.
-func (h *Hub) join(ctx context.Context, c *Conn) error {
-	if h.tryJoin(c) {
-		return nil
-	}
-	h.subMu.Lock()
-	defer h.subMu.Unlock()
-	if h.tryJoin(c) {
-		return nil
-	}
-	if err := h.layer.Subscribe(ctx, c.group); err != nil {
-		// The layer may hold the group to complete the subscription later;
-		// nobody here will use it, so release it.
-		uctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_ = h.layer.Unsubscribe(uctx, c.group)
-		cancel()
-		return err
-	}
-	h.mu.Lock()
-	r := &room{group: c.group}
-	h.rooms[c.group] = r
-	h.mu.Unlock()
-	r.add(c)
-	return nil
-}
-
-// tryJoin adds c to its room if the room exists (and so is subscribed).
-func (h *Hub) tryJoin(c *Conn) bool {
-	h.mu.RLock()
-	r := h.rooms[c.group]
-	h.mu.RUnlock()
-	if r == nil {
-		return false
-	}
-	// A room found in the map stays there while it has members; add under
-	// r.mu and re-check that it was not emptied and removed meanwhile.
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	h.mu.RLock()
-	still := h.rooms[c.group] == r
-	h.mu.RUnlock()
-	if !still {
-		return false
-	}
-	c.idx = len(r.members)
-	r.members = append(r.members, c)
-	c.room = r
-	return true
-}
-
-func (r *room) add(c *Conn) {
-	r.mu.Lock()
-	c.idx = len(r.members)
-	r.members = append(r.members, c)
-	c.room = r
-	r.mu.Unlock()
-}
-
-// leave removes c from its room and unsubscribes from the group when the
-// room has no local members left.
-func (h *Hub) leave(c *Conn) {
-	r := c.room
-	if r == nil {
-		return
-	}
-	r.mu.Lock()
-	last := len(r.members) - 1
-	moved := r.members[last]
-	r.members[c.idx] = moved
-	moved.idx = c.idx
-	r.members[last] = nil
-	r.members = r.members[:last]
-	empty := len(r.members) == 0
-	r.mu.Unlock()
-	if !empty {
-		return
-	}
-	h.subMu.Lock()
-	defer h.subMu.Unlock()
-	r.mu.Lock()
-	if len(r.members) > 0 { // someone joined meanwhile
-		r.mu.Unlock()
-		return
-	}
-	h.mu.Lock()
-	if h.rooms[r.group] == r {
-		delete(h.rooms, r.group)
-	}
-	h.mu.Unlock()
-	r.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := h.layer.Unsubscribe(ctx, r.group); err != nil {
-		h.log.Warn("ws: unsubscribe failed", "group", r.group, "err", err)
-	}
-}
-
 // keepalive pings every connection each PingInterval and closes those that
 // have sent nothing (not even a pong) for PingInterval+PongTimeout. One
 // goroutine and one pre-built ping frame serve the whole hub.
@@ -453,6 +409,8 @@ func (h *Hub) keepalive() {
 			for _, c := range h.snapshot() {
 				if c.lastRead.Load() < limit {
 					c.Close(CloseInternalError, "keepalive timeout: no pong received")
+				} else if !c.expires.IsZero() && now.After(c.expires) {
+					c.Close(ClosePolicyViolation, "session expired; sign in again")
 				} else {
 					c.trim()
 					c.enqueue(h.pingFrame)
@@ -551,4 +509,85 @@ func (h *Hub) Closing() bool {
 // IsUpgrade reports whether r asks for a WebSocket upgrade.
 func IsUpgrade(r *http.Request) bool {
 	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+}
+
+// layerRestored runs after the channel layer reconnected: messages
+// published meanwhile never reached this process, so every room reads what
+// it missed from the store (with history on), in the background.
+func (h *Hub) layerRestored() {
+	h.restoreMu.Lock()
+	h.restoreTimes = append(h.restoreTimes, time.Now())
+	if len(h.restoreTimes) > 16 {
+		h.restoreTimes = h.restoreTimes[len(h.restoreTimes)-16:]
+	}
+	h.restoreMu.Unlock()
+	if !h.history() {
+		return
+	}
+	h.mu.RLock()
+	rooms := make([]*room, 0, len(h.rooms))
+	for _, r := range h.rooms {
+		rooms = append(rooms, r)
+	}
+	h.mu.RUnlock()
+	go func() {
+		for _, r := range rooms {
+			h.resync(r)
+		}
+	}()
+}
+
+// flapWindow and flapCount define a flapping layer: restored flapCount
+// times within flapWindow.
+const (
+	flapWindow = time.Minute
+	flapCount  = 3
+)
+
+// LayerFlapping reports whether the channel layer's connection was restored
+// at least flapCount times in the last flapWindow: it keeps dropping (for
+// example Redis disconnects a subscriber that cannot keep up). Messages are
+// not lost – rooms recover them from the store – but live delivery stutters,
+// so /readyz reports it.
+func (h *Hub) LayerFlapping() error {
+	h.restoreMu.Lock()
+	defer h.restoreMu.Unlock()
+	n := 0
+	for _, t := range h.restoreTimes {
+		if time.Since(t) < flapWindow {
+			n++
+		}
+	}
+	if n >= flapCount {
+		return fmt.Errorf("ws: the channel layer's subscription was lost and restored %d times in the last %s", n, flapWindow)
+	}
+	return nil
+}
+
+// Revoke closes, on this process, the connections a revocation matches
+// (see chat.Revocation): every process applies every revocation it reads
+// from the store.
+func (h *Hub) Revoke(rv chat.Revocation) int {
+	group := ""
+	if rv.CourseID != 0 {
+		group = chat.CourseRoomKey(rv.CourseID)
+	}
+	sess := ""
+	if rv.SessionID != 0 {
+		sess = strconv.FormatInt(rv.SessionID, 10)
+	}
+	if rv.UserID == 0 && sess == "" && group == "" {
+		return 0
+	}
+	n := 0
+	for _, c := range h.snapshot() {
+		if (rv.UserID == 0 || c.user.ID == rv.UserID) &&
+			(sess == "" || c.session == sess) &&
+			(group == "" || c.group == group) && !c.isClosing() {
+			h.log.Info("ws: access revoked", "path", c.path, "user", c.user.Username, "reason", rv.Reason)
+			c.Close(ClosePolicyViolation, rv.Reason)
+			n++
+		}
+	}
+	return n
 }

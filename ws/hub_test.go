@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	chat "github.com/chatd/chat"
@@ -130,11 +131,11 @@ func pipeConns(tb testing.TB, h *Hub, group string, n int) []*Conn {
 		}
 		wg.Add(1)
 		go func() { defer wg.Done(); _, _ = io.Copy(io.Discard, client) }()
-		c := &Conn{hub: h, id: h.nextID.Add(1), group: group, raw: server, user: &chat.User{Username: "u"}, echo: true}
+		c := &Conn{hub: h, id: h.nextID.Add(1), group: group, raw: server, user: &chat.User{Username: "u"}, echo: true, idx: -1, after: -1}
 		c.framing = true
 		conns[i] = c
-		if err := h.join(context.Background(), c); err != nil {
-			tb.Fatal(err)
+		if member, err := h.join(context.Background(), c); err != nil || !member {
+			tb.Fatal(member, err)
 		}
 	}
 	tb.Cleanup(func() {
@@ -163,18 +164,44 @@ func TestBroadcastAllocatesNothingPerRecipient(t *testing.T) {
 			c.queue, c.queued = c.queue[:0], 0
 		}
 	}
-	h.broadcast(r, frame, 0, 0, 0) // grow the queues once
+	// History off: unordered delivery.
+	r.mu.Lock()
+	h.deliverUnordered(r, frame, 0, 0, 0) // grow the queues once
+	r.mu.Unlock()
 	reset()
 	allocs := testing.AllocsPerRun(100, func() {
-		h.broadcast(r, frame, 0, 0, 0)
+		r.mu.Lock()
+		h.deliverUnordered(r, frame, 0, 0, 0)
+		r.mu.Unlock()
 		reset()
 	})
 	if allocs != 0 {
-		t.Errorf("broadcast to %d members allocated %.1f times; want 0", len(conns), allocs)
+		t.Errorf("unordered broadcast to %d members allocated %.1f times; want 0", len(conns), allocs)
+	}
+	// History on: the sequencer, with its window, allocates nothing either.
+	startSequencer(r)
+	seq := int64(1)
+	h.sequence(r, seq, frame, 0, 0, 0)
+	reset()
+	allocs = testing.AllocsPerRun(100, func() {
+		seq++
+		h.sequence(r, seq, frame, 0, 0, 0)
+		reset()
+	})
+	if allocs != 0 {
+		t.Errorf("sequenced broadcast to %d members allocated %.1f times; want 0", len(conns), allocs)
 	}
 	if got := len(h.rooms["g"].members); got != 200 {
 		t.Errorf("room has %d members", got)
 	}
+}
+
+// startSequencer makes r sequence messages from seq 1 with an empty window,
+// as loadRoom does for a room with no history.
+func startSequencer(r *room) {
+	r.mu.Lock()
+	r.ready, r.next, r.win = true, 1, window{frames: make([][]byte, 256)}
+	r.mu.Unlock()
 }
 
 // BenchmarkBroadcast measures the broadcast path end to end inside one
@@ -182,36 +209,56 @@ func TestBroadcastAllocatesNothingPerRecipient(t *testing.T) {
 // members whose writers write it to real loopback sockets. It reports ns and
 // allocations per delivery.
 func BenchmarkBroadcast(b *testing.B) {
-	for _, members := range []int{100, 1000} {
-		b.Run(fmt.Sprintf("%dmembers", members), func(b *testing.B) {
-			h := NewHub(Config{SendQueueBytes: 64 << 20})
-			h.layer = memory.New(h.Receive)
-			conns := pipeConns(b, h, "g", members)
-			env, err := envelope(kindChat, 1, 1, 0, ChatMessage{Type: "chat_message", Message: strings.Repeat("x", 100), User: "guest-1", Datetime: "2026-11-22T00:00:00.000Z", Room: "bench"})
-			if err != nil {
-				b.Fatal(err)
+	for _, seqd := range []bool{false, true} {
+		for _, members := range []int{100, 1000} {
+			name := fmt.Sprintf("%dmembers", members)
+			if seqd {
+				name += "/sequenced"
 			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				h.Receive("g", env)
-			}
-			// Wait for the writers to finish, inside the timing.
-			for _, c := range conns {
-				for {
-					c.mu.Lock()
-					busy := c.writing
-					c.mu.Unlock()
-					if !busy {
-						break
+			b.Run(name, func(b *testing.B) {
+				h := NewHub(Config{SendQueueBytes: 64 << 20})
+				h.layer = memory.New(h.Receive)
+				conns := pipeConns(b, h, "g", members)
+				r := h.rooms["g"]
+				m := &chat.Message{Text: strings.Repeat("x", 100), User: "guest-1", Room: "chat:bench", Time: time.Unix(1, 0)}
+				env, err := envelope(kindChat, 1, 1, 0, 0, chatMessage(m))
+				if err != nil {
+					b.Fatal(err)
+				}
+				frame := env[envHeader:]
+				if seqd {
+					startSequencer(r)
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				seq := int64(0)
+				for b.Loop() {
+					if seqd {
+						// What Receive does with a stored message: the
+						// sequencer, its window, then the same fan-out.
+						seq++
+						h.sequence(r, seq, frame, 1, 1, 0)
+					} else {
+						h.Receive("g", env)
 					}
 				}
-			}
-			b.StopTimer()
-			d := float64(b.N * members)
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/d, "ns/delivery")
-			b.ReportMetric(d/b.Elapsed().Seconds(), "deliveries/s")
-		})
+				// Wait for the writers to finish, inside the timing.
+				for _, c := range conns {
+					for {
+						c.mu.Lock()
+						busy := c.writing
+						c.mu.Unlock()
+						if !busy {
+							break
+						}
+					}
+				}
+				b.StopTimer()
+				d := float64(b.N * members)
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/d, "ns/delivery")
+				b.ReportMetric(d/b.Elapsed().Seconds(), "deliveries/s")
+			})
+		}
 	}
 }
 

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	chat "github.com/chatd/chat"
+	"github.com/chatd/chat/core"
 )
 
 // Subprotocol is the WebSocket subprotocol that opts a client into chatd's
@@ -21,15 +24,16 @@ const Subprotocol = "chatd.v1"
 const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
 
 // MaxMessageLen is the longest chat message accepted, in characters.
-const MaxMessageLen = 4000
+const MaxMessageLen = core.MaxMessageLen
 
 // Error codes of error frames.
 const (
 	CodeInvalidJSON    = "invalid_json"
 	CodeNotObject      = "not_object"
 	CodeInvalidMessage = "invalid_message"
-	CodeEmptyMessage   = "empty_message"
-	CodeMessageTooLong = "message_too_long"
+	CodeEmptyMessage   = core.CodeEmptyMessage
+	CodeMessageTooLong = core.CodeMessageTooLong
+	CodeInvalidID      = core.CodeInvalidID
 	CodeUnknownField   = "unknown_field"
 	CodeUnknownType    = "unknown_type"
 	CodeRateLimited    = "rate_limited"
@@ -40,6 +44,7 @@ const (
 type inbound struct {
 	Type    *string          `json:"type"`
 	Message *json.RawMessage `json:"message"`
+	ID      *json.RawMessage `json:"id"`
 }
 
 // frameError is a protocol error that is reported to the client in an error
@@ -52,42 +57,48 @@ type frameError struct {
 func (e *frameError) Error() string { return e.Code + ": " + e.Detail }
 
 // parseInbound validates a client's text frame and returns the chat message
-// it carries. Room, user and time never come from the frame: they come from
-// the URL, the session and the server clock.
-func parseInbound(data []byte) (string, *frameError) {
+// it carries and the client's id for it ("" if none). Room, user and time
+// never come from the frame: they come from the URL, the session and the
+// server clock. An error names the id when the frame had a valid one, so
+// the client knows which of its messages was refused.
+func parseInbound(data []byte) (text, id string, ferr *frameError) {
 	trimmed := bytes.TrimLeft(data, " \t\r\n")
 	if len(trimmed) == 0 || !json.Valid(trimmed) {
-		return "", &frameError{CodeInvalidJSON, "the frame is not valid JSON; send {\"message\": \"text\"}"}
+		return "", "", &frameError{CodeInvalidJSON, "the frame is not valid JSON; send {\"message\": \"text\"}"}
 	}
 	if trimmed[0] != '{' {
-		return "", &frameError{CodeNotObject, "the frame must be a JSON object like {\"message\": \"text\"}"}
+		return "", "", &frameError{CodeNotObject, "the frame must be a JSON object like {\"message\": \"text\"}"}
 	}
 	var in inbound
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil {
 		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			return "", &frameError{CodeUnknownField, "unknown field " + name + "; a message frame has only \"message\" (and optionally \"type\")"}
+			return "", "", &frameError{CodeUnknownField, "unknown field " + name + "; a message frame has only \"message\" (and optionally \"type\" and \"id\")"}
 		}
-		return "", &frameError{CodeInvalidJSON, "the frame could not be decoded: " + err.Error()}
+		return "", "", &frameError{CodeInvalidJSON, "the frame could not be decoded: " + err.Error()}
+	}
+	if in.ID != nil {
+		if err := json.Unmarshal(*in.ID, &id); err != nil {
+			return "", "", &frameError{CodeInvalidID, "the \"id\" field must be a string of 1 to 64 printable ASCII characters"}
+		}
+		if inv := core.CheckClientID(id); inv != nil {
+			return "", "", &frameError{inv.Code, inv.Detail}
+		}
 	}
 	if in.Type != nil && *in.Type != "chat_message" && *in.Type != "message" {
-		return "", &frameError{CodeUnknownType, "unknown frame type " + strconv.Quote(*in.Type)}
+		return "", id, &frameError{CodeUnknownType, "unknown frame type " + strconv.Quote(*in.Type)}
 	}
 	if in.Message == nil {
-		return "", &frameError{CodeInvalidMessage, "the \"message\" field is missing"}
+		return "", id, &frameError{CodeInvalidMessage, "the \"message\" field is missing"}
 	}
-	var text string
 	if err := json.Unmarshal(*in.Message, &text); err != nil {
-		return "", &frameError{CodeInvalidMessage, "the \"message\" field must be a string"}
+		return "", id, &frameError{CodeInvalidMessage, "the \"message\" field must be a string"}
 	}
-	if strings.TrimSpace(text) == "" {
-		return "", &frameError{CodeEmptyMessage, "the message is empty"}
+	if inv := core.CheckText(text); inv != nil {
+		return "", id, &frameError{inv.Code, inv.Detail}
 	}
-	if n := utf8.RuneCountInString(text); n > MaxMessageLen {
-		return "", &frameError{CodeMessageTooLong, "the message is longer than the limit of " + strconv.Itoa(MaxMessageLen) + " characters"}
-	}
-	return text, nil
+	return text, id, nil
 }
 
 // ChatMessage is the frame every client receives for a chat message. The
@@ -98,6 +109,43 @@ type ChatMessage struct {
 	User     string `json:"user"`
 	Datetime string `json:"datetime"`
 	Room     string `json:"room"`
+	Seq      int64  `json:"seq,omitempty"` // the message's place in its room (history on)
+	ID       string `json:"id,omitempty"`  // the sender's id for it, if it gave one
+}
+
+// ChatMessageOf returns the frame of a stored message, as the history API
+// lists it.
+func ChatMessageOf(m *chat.Message) ChatMessage { return chatMessage(m) }
+
+// chatMessage returns the frame of a message.
+func chatMessage(m *chat.Message) ChatMessage {
+	return ChatMessage{Type: "chat_message", Message: m.Text, User: m.User, Datetime: formatTime(m.Time),
+		Room: roomTag(m.Room), Seq: m.Seq, ID: m.ClientID}
+}
+
+// ackFrame tells a chatd.v1 client that its message with ID was stored as
+// Seq (0 with history off: accepted and relayed, not stored).
+type ackFrame struct {
+	Type string `json:"type"` // always "ack"
+	ID   string `json:"id"`
+	Seq  int64  `json:"seq,omitempty"`
+}
+
+// historyFrame tells a resuming client that messages after After were
+// removed by retention: history now starts at First.
+type historyFrame struct {
+	Type  string `json:"type"` // "history_truncated"
+	After int64  `json:"after"`
+	First int64  `json:"first"`
+}
+
+// mustFrame encodes a frame of chatd's own, which always encodes.
+func mustFrame(v any) []byte {
+	f, err := encodeFrame(v)
+	if err != nil {
+		panic(err)
+	}
+	return f
 }
 
 // encodeFramed encodes v as JSON into a new buffer that starts with
@@ -137,14 +185,11 @@ type errorFrame struct {
 	Code    string `json:"code"`
 	Detail  string `json:"detail"`
 	Message string `json:"message"`
+	ID      string `json:"id,omitempty"` // the refused message's id, if it had one
 }
 
-func newErrorFrame(code, detail string) []byte {
-	f, err := encodeFrame(errorFrame{Type: "error", Code: code, Detail: detail, Message: "Error: " + detail})
-	if err != nil {
-		panic(err) // strings always encode
-	}
-	return f
+func newErrorFrame(code, detail, id string) []byte {
+	return mustFrame(errorFrame{Type: "error", Code: code, Detail: detail, Message: "Error: " + detail, ID: id})
 }
 
 // helloFrame tells a chatd.v1 client who it is and where.
@@ -154,6 +199,7 @@ type helloFrame struct {
 	Room     string `json:"room"`
 	Protocol string `json:"protocol"`
 	Echo     bool   `json:"echo"`
+	History  bool   `json:"history"` // messages are stored: acks carry a seq, ?after= resumes
 }
 
 // formatTime formats t as the datetime field.

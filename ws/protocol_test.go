@@ -51,11 +51,12 @@ func TestEncodeFramedInPlace(t *testing.T) {
 }
 
 func TestEnvelope(t *testing.T) {
-	env, err := envelope(kindChat, 7, 9, flagV1Only, map[string]string{"message": "x"})
+	env, err := envelope(kindChat, 7, 9, flagV1Only, 42, map[string]string{"message": "x"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if env[0] != kindChat || binary.BigEndian.Uint64(env[1:9]) != 7 || binary.BigEndian.Uint64(env[9:17]) != 9 || env[17] != flagV1Only {
+	if env[0] != kindChat || binary.BigEndian.Uint64(env[1:9]) != 7 || binary.BigEndian.Uint64(env[9:17]) != 9 || env[17] != flagV1Only ||
+		binary.BigEndian.Uint64(env[18:26]) != 42 {
 		t.Fatalf("bad envelope header % x", env[:envHeader])
 	}
 	if want := newFrame(opText, []byte(`{"message":"x"}`)); !bytes.Equal(env[envHeader:], want) {
@@ -66,25 +67,34 @@ func TestEnvelope(t *testing.T) {
 func TestParseInbound(t *testing.T) {
 	for _, tc := range []struct {
 		in, text, code string
+		id             string
 	}{
-		{`{"message": "hi"}`, "hi", ""},
-		{` {"message": "  padded  "}`, "  padded  ", ""},
-		{`{"type": "chat_message", "message": "typed"}`, "typed", ""},
-		{`{"message": "<img src=x onerror=alert(1)>"}`, "<img src=x onerror=alert(1)>", ""},
-		{`{"message": "\u00e9\ud83d\ude00"}`, "é😀", ""},
-		{``, "", CodeInvalidJSON},
-		{`{"message": "x"} trailing`, "", CodeInvalidJSON},
-		{`{"message": "x"}{"message": "y"}`, "", CodeInvalidJSON},
-		{`null`, "", CodeNotObject},
-		{`42`, "", CodeNotObject},
-		{`{"Message": "x"}`, "x", ""}, // encoding/json matches field names case-insensitively
-		{`{"message": true}`, "", CodeInvalidMessage},
-		{`{"message": ""}`, "", CodeEmptyMessage},
-		{`{"message": "x", "room": "other"}`, "", CodeUnknownField},
-		{`{"type": 1, "message": "x"}`, "", CodeInvalidJSON},
-		{`{"type": "typing"}`, "", CodeUnknownType},
+		{`{"message": "hi"}`, "hi", "", ""},
+		{`{"type": "chat_message", "message": "hi", "id": "c-1"}`, "hi", "", "c-1"},
+		{`{"message": "hi", "id": ""}`, "", CodeInvalidID, ""},
+		{`{"message": "hi", "id": 7}`, "", CodeInvalidID, ""},
+		{`{"message": "hi", "id": "tab\there"}`, "", CodeInvalidID, ""},
+		{`{"message": "hi", "id": "é"}`, "", CodeInvalidID, ""},
+		{`{"message": "hi", "id": "` + strings.Repeat("x", 65) + `"}`, "", CodeInvalidID, ""},
+		{`{"message": "hi", "id": "` + strings.Repeat("x", 64) + `"}`, "hi", "", strings.Repeat("x", 64)},
+		{`{"message": "", "id": "named"}`, "", CodeEmptyMessage, "named"},
+		{` {"message": "  padded  "}`, "  padded  ", "", ""},
+		{`{"type": "chat_message", "message": "typed"}`, "typed", "", ""},
+		{`{"message": "<img src=x onerror=alert(1)>"}`, "<img src=x onerror=alert(1)>", "", ""},
+		{`{"message": "\u00e9\ud83d\ude00"}`, "é😀", "", ""},
+		{``, "", CodeInvalidJSON, ""},
+		{`{"message": "x"} trailing`, "", CodeInvalidJSON, ""},
+		{`{"message": "x"}{"message": "y"}`, "", CodeInvalidJSON, ""},
+		{`null`, "", CodeNotObject, ""},
+		{`42`, "", CodeNotObject, ""},
+		{`{"Message": "x"}`, "x", "", ""}, // encoding/json matches field names case-insensitively
+		{`{"message": true}`, "", CodeInvalidMessage, ""},
+		{`{"message": ""}`, "", CodeEmptyMessage, ""},
+		{`{"message": "x", "room": "other"}`, "", CodeUnknownField, ""},
+		{`{"type": 1, "message": "x"}`, "", CodeInvalidJSON, ""},
+		{`{"type": "typing"}`, "", CodeUnknownType, ""},
 	} {
-		text, ferr := parseInbound([]byte(tc.in))
+		text, id, ferr := parseInbound([]byte(tc.in))
 		code := ""
 		if ferr != nil {
 			code = ferr.Code
@@ -92,8 +102,8 @@ func TestParseInbound(t *testing.T) {
 				t.Errorf("%q: error without detail", tc.in)
 			}
 		}
-		if code != tc.code || text != tc.text {
-			t.Errorf("parseInbound(%q) = %q, %q; want %q, %q", tc.in, text, code, tc.text, tc.code)
+		if code != tc.code || text != tc.text || id != tc.id {
+			t.Errorf("parseInbound(%q) = %q, %q, %q; want %q, %q, %q", tc.in, text, id, code, tc.text, tc.id, tc.code)
 		}
 	}
 }
@@ -117,7 +127,7 @@ func FuzzParseInbound(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		text, ferr := parseInbound(data)
+		text, _, ferr := parseInbound(data)
 		if ferr != nil {
 			if ferr.Code == "" || ferr.Detail == "" {
 				t.Fatalf("error without code or detail: %+v", ferr)

@@ -41,6 +41,11 @@ type config struct {
 	LoginWindow    time.Duration
 	TrustProxy     bool
 
+	History           string // on | off
+	HistoryOnJoin     int
+	HistoryMaxAge     time.Duration
+	HistoryMaxPerRoom int
+
 	hosts *web.Hosts // parsed AllowedHosts, defaulted for development
 }
 
@@ -130,7 +135,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	e.Duration(&c.SessionTTL, "session-ttl", "SESSION_TTL", 14*24*time.Hour, "how long a login lasts before the user must sign in again")
 	e.Bool(&c.AllowSignup, "allow-signup", "ALLOW_SIGNUP", true, "let visitors create accounts at /accounts/signup/")
 	e.Bool(&c.AllowAnonymous, "allow-anonymous", "ALLOW_ANONYMOUS", true, "let visitors who are not signed in chat in public rooms as guests")
-	e.Duration(&c.AccessRecheck, "access-recheck", "ACCESS_RECHECK_INTERVAL", 30*time.Second, "how often signed-in users' open sockets are checked again (session valid, still enrolled); 0 checks only when they send")
+	e.Duration(&c.AccessRecheck, "access-recheck", "ACCESS_RECHECK_INTERVAL", time.Second, "how often every process polls the store for access taken away (logout, unenroll, deleted course or account, from any process or admin command) and closes those sockets")
+	e.String(&c.History, "history", "HISTORY", "on", "on: store every message (seq, acks, history, resume); off: keep nothing, as the Channels tutorials do")
+	e.Int(&c.HistoryOnJoin, "history-on-join", "HISTORY_ON_JOIN", 50, "how many of a room's latest messages a new connection gets first; 0 sends none")
+	e.Duration(&c.HistoryMaxAge, "history-max-age", "HISTORY_MAX_AGE", 0, "delete stored messages older than this (for example 720h); 0 keeps them")
+	e.Int(&c.HistoryMaxPerRoom, "history-max-per-room", "HISTORY_MAX_PER_ROOM", 0, "keep at most this many messages per room; 0 keeps all")
 	e.Int(&c.LoginFailures, "login-failures", "LOGIN_FAILURE_LIMIT", 5, "failed logins per client IP, or per username, after which login answers 429 until LOGIN_FAILURE_WINDOW has passed")
 	e.Duration(&c.LoginWindow, "login-window", "LOGIN_FAILURE_WINDOW", 5*time.Minute, "how long failed logins count, from the first one")
 	e.Bool(&c.TrustProxy, "trust-proxy", "TRUST_PROXY", false, "take the client IP from the last X-Forwarded-For entry (set it behind a reverse proxy such as Caddy)")
@@ -184,8 +193,16 @@ func (c *config) validate() error {
 		return fmt.Errorf("drain timeout must not be negative")
 	case c.SessionTTL < time.Second:
 		return fmt.Errorf("SESSION_TTL must be at least 1s")
-	case c.AccessRecheck < 0:
-		return fmt.Errorf("ACCESS_RECHECK_INTERVAL must not be negative")
+	case c.AccessRecheck < 10*time.Millisecond:
+		return fmt.Errorf("ACCESS_RECHECK_INTERVAL must be at least 10ms")
+	case c.History != "on" && c.History != "off":
+		return fmt.Errorf("HISTORY must be on or off, not %q", c.History)
+	case c.HistoryOnJoin < 0 || c.HistoryOnJoin > 1000:
+		return fmt.Errorf("HISTORY_ON_JOIN must be from 0 to 1000")
+	case c.HistoryMaxAge < 0:
+		return fmt.Errorf("HISTORY_MAX_AGE must not be negative")
+	case c.HistoryMaxPerRoom < 0:
+		return fmt.Errorf("HISTORY_MAX_PER_ROOM must not be negative")
 	case c.LoginFailures < 1:
 		return fmt.Errorf("LOGIN_FAILURE_LIMIT must be at least 1")
 	case c.LoginWindow < time.Second:

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	chat "github.com/chatd/chat"
+	"github.com/chatd/chat/core"
 	"github.com/chatd/chat/web"
 	"github.com/chatd/chat/ws"
 )
@@ -87,7 +88,7 @@ func closeUnenrolled(ctx context.Context, st chat.Store, getenv func(string) str
 	defer cancel()
 	return ws.PublishControl(pctx, layer, ws.Control{
 		User:   u.Username,
-		Group:  web.CourseGroup(courseID),
+		Group:  chat.CourseRoomKey(courseID),
 		Code:   ws.ClosePolicyViolation,
 		Reason: "no longer enrolled",
 	})
@@ -107,6 +108,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		PongTimeout:    cfg.PongTimeout,
 		Echo:           cfg.Echo,
 		RateLimit:      cfg.RateLimit,
+		HistoryOnJoin:  cfg.HistoryOnJoin,
 		Logger:         log,
 	})
 	st, err := openStore(ctx, cfg.DatabaseURL, cfg.DataDir)
@@ -114,6 +116,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
+	node, err := core.New(core.Config{Store: st, HistoryOff: cfg.History == "off", Publisher: hub, Logger: log})
+	if err != nil {
+		return err
+	}
+	hub.UseNode(node)
 	layer, err := openLayer(ctx, cfg.ChannelLayer, cfg.RedisURL, hub.Receive, log)
 	if err != nil {
 		return err
@@ -123,9 +130,6 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		return err
 	}
 	recheck := cfg.AccessRecheck
-	if recheck == 0 {
-		recheck = -1 // web: negative turns the periodic check off
-	}
 	srv, err := web.NewServer(web.Config{
 		Production:      cfg.production(),
 		Hosts:           cfg.hosts,
@@ -147,7 +151,12 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	// before the store closes.
 	bgCtx, stopBg := context.WithCancel(ctx)
 	bgDone := make(chan struct{})
-	go func() { srv.Run(bgCtx); close(bgDone) }()
+	go func() {
+		retention := core.Retention{MaxAge: cfg.HistoryMaxAge, MaxPerRoom: cfg.HistoryMaxPerRoom}
+		go node.RunRetention(bgCtx, retention, time.Minute)
+		srv.Run(bgCtx)
+		close(bgDone)
+	}()
 	defer func() { stopBg(); <-bgDone }()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -162,7 +171,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("chatd starting", "version", version, "addr", ln.Addr().String(), "environment", cfg.Environment,
-		"layer", cfg.ChannelLayer, "store", storeName(cfg.DatabaseURL, cfg.DataDir))
+		"layer", cfg.ChannelLayer, "store", storeName(cfg.DatabaseURL, cfg.DataDir), "history", cfg.History)
 	fmt.Fprintf(stdout, "chatd listening on http://%s/chat/\n", ln.Addr())
 
 	errc := make(chan error, 1)
@@ -178,6 +187,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- httpSrv.Shutdown(drain) }()
+	// In-flight commits finish (their acks are queued) before the sockets
+	// close with 1001; new messages are refused meanwhile.
+	if err := node.Close(drain); err != nil {
+		log.Warn("drain: messages still waiting to be stored were not stored", "err", err)
+	}
 	hubErr := hub.Shutdown(drain)
 	httpErr := <-done
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -233,3 +234,33 @@ func WSURL(base, path string) string {
 
 // String describes the client for messages.
 func (c *Client) String() string { return fmt.Sprintf("wstest.Client(%s)", c.sock.RemoteAddr()) }
+
+// DialStatus sends a WebSocket handshake to url (ws://...) with plain
+// net/http and returns the HTTP status and body of the answer: for
+// checking a refusal before the upgrade (a 101 is returned as such, with
+// the connection closed).
+func DialStatus(t testing.TB, url string, header ...string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "http"+strings.TrimPrefix(url, "ws"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	cl := &http.Client{Timeout: Timeout}
+	resp, err := cl.Do(req)
+	if err != nil {
+		t.Fatalf("handshake to %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return resp.StatusCode, ""
+	}
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}

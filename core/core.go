@@ -1,0 +1,368 @@
+// Package core is where a message enters a room. Every way in – a
+// WebSocket frame (package ws), and later the HTTP publish API and the
+// Django interop layer – calls Node.Submit, and every message then takes
+// the same path:
+//
+//	validate → store (one transaction per batch, the room's next seq)
+//	         → publish (in commit order) → deliver (in seq order, by the hub)
+//	         → acknowledge to the sender (only after the commit)
+//
+// The Node owns that path and the room's history; it knows nothing about
+// WebSockets. The transport (the ws hub) implements Publisher: it encodes a
+// stored message once, frames it once and hands the same bytes to every
+// local member, so persistence keeps the zero-copy fan-out.
+//
+// Group commit: Submit queues the message for a committer goroutine, which
+// takes everything queued (up to Config.MaxBatch) and stores it with one
+// Store.AppendMessages call – one transaction – then publishes the batch in
+// seq order. Under load batches grow by themselves (no timer waits for a
+// batch to fill), so a busy room costs one commit per batch, not per
+// message, and an idle one answers at once.
+//
+// With no Store (HISTORY=off) the node keeps chatd's ephemeral behaviour:
+// Submit publishes at once, on the caller's goroutine, with no seq.
+package core
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	chat "github.com/chatd/chat"
+)
+
+// MaxMessageLen is the longest chat message accepted, in characters.
+const MaxMessageLen = 4000
+
+// MaxClientIDLen is the longest client-chosen message id, in bytes.
+const MaxClientIDLen = 64
+
+// Codes of Invalid errors; the ws package sends them as error frame codes
+// and the HTTP API as the "code" of a 400 answer.
+const (
+	CodeEmptyMessage   = "empty_message"
+	CodeMessageTooLong = "message_too_long"
+	CodeInvalidID      = "invalid_id"
+)
+
+// Invalid is a message refused before it was stored: the sender's mistake.
+type Invalid struct {
+	Code   string
+	Detail string
+}
+
+func (e *Invalid) Error() string { return "core: " + e.Code + ": " + e.Detail }
+
+// CheckText returns an *Invalid unless text is a message chatd accepts: not
+// empty or only white space, at most MaxMessageLen characters.
+func CheckText(text string) *Invalid {
+	if strings.TrimSpace(text) == "" {
+		return &Invalid{CodeEmptyMessage, "the message is empty"}
+	}
+	if n := utf8.RuneCountInString(text); n > MaxMessageLen {
+		return &Invalid{CodeMessageTooLong, "the message is longer than the limit of " + strconv.Itoa(MaxMessageLen) + " characters"}
+	}
+	return nil
+}
+
+// CheckClientID returns an *Invalid unless id is a valid client message id:
+// 1 to MaxClientIDLen printable ASCII characters.
+func CheckClientID(id string) *Invalid {
+	if id == "" || len(id) > MaxClientIDLen {
+		return &Invalid{CodeInvalidID, "a message id is 1 to " + strconv.Itoa(MaxClientIDLen) + " printable ASCII characters"}
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x20 || id[i] > 0x7e {
+			return &Invalid{CodeInvalidID, "a message id is 1 to " + strconv.Itoa(MaxClientIDLen) + " printable ASCII characters"}
+		}
+	}
+	return nil
+}
+
+// ErrStopped is returned by Submit after Close.
+var ErrStopped = &chat.Error{Code: chat.EUNAVAILABLE, Message: "The server is shutting down; send the message again after reconnecting."}
+
+// ErrStoreUnavailable wraps store failures reported to senders.
+var ErrStoreUnavailable = &chat.Error{Code: chat.EUNAVAILABLE, Message: "The message could not be stored right now; it was not sent. Try again."}
+
+// Publisher carries a stored message to every process's local members of
+// its room. The ws hub implements it. Publish is called by one goroutine
+// at a time per room, in seq order; it must not block on slow clients.
+// origin names the sending connection (0 for none), so that a connection
+// that asked not to get its own messages back can be skipped.
+type Publisher interface {
+	Publish(ctx context.Context, m *chat.Message, origin uint64) error
+}
+
+// Post is a message offered to a room.
+type Post struct {
+	Room     string // the room's Key
+	UserID   int64  // 0 for guests and bots
+	User     string // name shown in frames
+	Text     string
+	ClientID string // optional; makes retries idempotent
+	Origin   uint64 // the sending connection, passed to Publisher
+
+	// Done, if not nil, is called once with the outcome: after the commit
+	// (and the publish) for a stored message, or with the error. It runs on
+	// the committer goroutine and must not block.
+	Done func(Result)
+}
+
+// Result is the outcome of a Submit.
+type Result struct {
+	Message *chat.Message // the stored message (Seq 0 with history off)
+	// Err is why the message was not stored (nil if it was). A message
+	// that was stored but could not be published has Err nil and
+	// PublishErr set: it is safe (other clients get it from history), so
+	// the sender gets its ack.
+	Err        error
+	PublishErr error
+}
+
+// Config configures a Node.
+type Config struct {
+	// Store keeps accounts, history and revocations.
+	Store chat.Store
+	// HistoryOff keeps no messages (HISTORY=off): no seq, no ack after a
+	// commit, no history on join and no resume. Revocations still work.
+	HistoryOff bool
+	// Publisher delivers stored messages; required.
+	Publisher Publisher
+	// MaxBatch bounds the messages of one commit; default 512.
+	MaxBatch int
+	// QueueLen bounds the messages waiting for a commit; Submit blocks
+	// (until its context ends) while the queue is full. Default 8192.
+	QueueLen int
+	// Now is the clock that dates messages; default time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Node is the message path of one chatd process. It is safe for
+// concurrent use.
+type Node struct {
+	cfg   Config
+	log   *slog.Logger
+	store chat.Store // nil with history off
+	pub   Publisher
+
+	queue chan *Post
+	// stopMu guards stopped against Submit's send on queue: Close takes
+	// it for writing to close the queue once no Submit is sending.
+	stopMu  sync.RWMutex
+	stopped bool
+	done    chan struct{} // closed when the committer has finished
+
+	// storeErr is the last commit's failure (nil after a success); Err
+	// reports it for /readyz.
+	storeErr atomic.Pointer[error]
+
+	// Counters for /metrics, health and benchmarks.
+	stored     atomic.Uint64
+	duplicates atomic.Uint64
+	commits    atomic.Uint64
+}
+
+// New returns a Node and starts its committer.
+func New(cfg Config) (*Node, error) {
+	if cfg.Publisher == nil {
+		return nil, errors.New("core: Config.Publisher is required")
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 512
+	}
+	if cfg.QueueLen <= 0 {
+		cfg.QueueLen = 8192
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{
+		cfg:   cfg,
+		log:   cfg.Logger,
+		store: cfg.Store,
+		pub:   cfg.Publisher,
+		queue: make(chan *Post, cfg.QueueLen),
+		done:  make(chan struct{}),
+	}
+	if cfg.HistoryOff {
+		n.store = nil
+	}
+	if n.store != nil {
+		go n.commitLoop()
+	} else {
+		close(n.done)
+	}
+	return n, nil
+}
+
+// History reports whether messages are stored (HISTORY is on).
+func (n *Node) History() bool { return n.store != nil }
+
+// Store returns the node's store (nil with history off).
+func (n *Node) Store() chat.Store { return n.store }
+
+// Submit offers p to its room. The text and client id must already have
+// passed CheckText and CheckClientID. With history on, Submit queues the
+// message for the committer and returns; p.Done reports the outcome. It
+// blocks only while the commit queue is full, until ctx ends (then it
+// returns ctx's error and p.Done is not called). With history off it
+// publishes at once and calls p.Done before returning.
+func (n *Node) Submit(ctx context.Context, p *Post) error {
+	if n.store == nil {
+		m := &chat.Message{Room: p.Room, UserID: p.UserID, User: p.User, ClientID: p.ClientID, Text: p.Text, Time: n.now()}
+		err := n.pub.Publish(ctx, m, p.Origin)
+		if p.Done != nil {
+			p.Done(Result{Message: m, Err: err})
+		}
+		return nil
+	}
+	n.stopMu.RLock()
+	defer n.stopMu.RUnlock()
+	if n.stopped {
+		return ErrStopped
+	}
+	select {
+	case n.queue <- p:
+		return nil
+	default:
+	}
+	select {
+	case n.queue <- p:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (n *Node) now() time.Time { return n.cfg.Now().UTC().Truncate(time.Microsecond) }
+
+// commitLoop is the committer goroutine: it stores whatever is queued in
+// one transaction, then publishes and reports each message in order.
+func (n *Node) commitLoop() {
+	defer close(n.done)
+	posts := make([]*Post, 0, n.cfg.MaxBatch)
+	msgs := make([]*chat.Message, 0, n.cfg.MaxBatch)
+	for {
+		p, ok := <-n.queue
+		if !ok {
+			return
+		}
+		posts = append(posts[:0], p)
+	fill:
+		for len(posts) < n.cfg.MaxBatch {
+			select {
+			case p, ok := <-n.queue:
+				if !ok {
+					break fill
+				}
+				posts = append(posts, p)
+			default:
+				break fill
+			}
+		}
+		msgs = msgs[:0]
+		now := n.now()
+		for _, p := range posts {
+			msgs = append(msgs, &chat.Message{Room: p.Room, UserID: p.UserID, User: p.User, ClientID: p.ClientID, Text: p.Text, Time: now})
+		}
+		n.commit(posts, msgs)
+		clear(posts)
+		clear(msgs)
+	}
+}
+
+// commitTimeout bounds one group commit.
+const commitTimeout = 10 * time.Second
+
+// commit stores one batch and publishes it.
+func (n *Node) commit(posts []*Post, msgs []*chat.Message) {
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	err := n.store.AppendMessages(ctx, msgs)
+	cancel()
+	if err != nil {
+		if n.storeErr.Swap(&err) == nil {
+			n.log.Error("core: cannot store messages; senders get error frames until the store answers again", "err", err)
+		}
+		serr := err
+		if chat.ErrorCode(err) != chat.EINVALID {
+			serr = errors.Join(ErrStoreUnavailable, err)
+		}
+		for _, p := range posts {
+			if p.Done != nil {
+				p.Done(Result{Err: serr})
+			}
+		}
+		return
+	}
+	if n.storeErr.Swap(nil) != nil {
+		n.log.Info("core: the store answers again; messages are stored")
+	}
+	n.commits.Add(1)
+	for i, m := range msgs {
+		var perr error
+		if m.Duplicate {
+			n.duplicates.Add(1)
+		} else {
+			n.stored.Add(1)
+		}
+		// A duplicate is published again: its first publish may never have
+		// happened (a crash between commit and publish). Receivers drop a
+		// seq they have already delivered, so nobody sees it twice.
+		perr = n.pub.Publish(context.Background(), m, posts[i].Origin)
+		if p := posts[i]; p.Done != nil {
+			p.Done(Result{Message: m, PublishErr: perr})
+		}
+	}
+}
+
+// Err reports why messages cannot be stored right now (nil when the last
+// commit succeeded).
+func (n *Node) Err() error {
+	if p := n.storeErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Stats are the node's counters.
+type Stats struct {
+	Stored     uint64 `json:"stored"`
+	Duplicates uint64 `json:"duplicates"`
+	Commits    uint64 `json:"commits"`
+}
+
+// Stats returns the node's counters.
+func (n *Node) Stats() Stats {
+	return Stats{Stored: n.stored.Load(), Duplicates: n.duplicates.Load(), Commits: n.commits.Load()}
+}
+
+// Close stops accepting messages, lets the committer store and publish
+// everything already queued (in-flight commits finish), and returns when it
+// has, or when ctx ends.
+func (n *Node) Close(ctx context.Context) error {
+	n.stopMu.Lock()
+	if !n.stopped {
+		n.stopped = true
+		if n.store != nil {
+			close(n.queue)
+		}
+	}
+	n.stopMu.Unlock()
+	select {
+	case <-n.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
