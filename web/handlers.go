@@ -2,6 +2,8 @@ package web
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
@@ -47,6 +49,7 @@ func (s *Server) handleRoom(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.RequireLogin && s.requireUser(w, r) == nil {
 		return
 	}
+	s.ensureGuestCookie(w, r)
 	s.render(w, r, http.StatusOK, "room.html", map[string]any{
 		"Room":       name,
 		"Title":      name,
@@ -74,7 +77,7 @@ func (s *Server) handlePublicSocket(w http.ResponseWriter, r *http.Request) {
 			s.rejectAnonymous(w, r)
 			return
 		}
-		opts.User = guest()
+		opts.User = guestFromCookie(r)
 	}
 	s.hub.Accept(w, r, opts)
 }
@@ -146,11 +149,71 @@ func parseEcho(r *http.Request) (*bool, bool) {
 	return &v, true
 }
 
-// guest returns a new anonymous user.
+// GuestCookie holds a guest's secret token: a guest's name, and the key
+// under which its message ids are idempotent, derive from it, so a guest
+// keeps one name per browser across reloads, reconnects and server
+// restarts, and a retried message is stored once.
+const GuestCookie = "chatd_guest"
+
+// guestTokenBytes is the size of a guest token.
+const guestTokenBytes = 24
+
+// guestFromCookie returns the guest of r's guest cookie, or a new guest
+// with a name of its own when there is none (a client that is not a
+// browser, or one that refuses cookies).
+func guestFromCookie(r *http.Request) *chat.User {
+	if c, err := r.Cookie(GuestCookie); err == nil {
+		if name, ok := guestName(c.Value); ok {
+			return &chat.User{Username: name, DisplayName: name}
+		}
+	}
+	return guest()
+}
+
+// guestName derives a guest's name from its token: "guest-" and 10 hex
+// digits of the token's SHA-256. Only the holder of the token has the name:
+// finding another token with the same 40 bits takes about 2^40 hashes.
+// Names of accounts can never start with "guest-" (see chat.ValidateUsername
+// and sign-up), so no account can speak as a guest.
+func guestName(token string) (string, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || len(b) != guestTokenBytes {
+		return "", false
+	}
+	sum := sha256.Sum256(b)
+	return "guest-" + hex.EncodeToString(sum[:5]), true
+}
+
+// ensureGuestCookie gives an anonymous visitor of a room page a guest
+// token (HttpOnly, a year), unless it has one.
+func (s *Server) ensureGuestCookie(w http.ResponseWriter, r *http.Request) {
+	if chat.UserFromContext(r.Context()) != nil {
+		return
+	}
+	if c, err := r.Cookie(GuestCookie); err == nil {
+		if _, ok := guestName(c.Value); ok {
+			return
+		}
+	}
+	b := make([]byte, guestTokenBytes)
+	_, _ = rand.Read(b)
+	http.SetCookie(w, &http.Cookie{
+		Name:     GuestCookie,
+		Value:    base64.RawURLEncoding.EncodeToString(b),
+		Path:     "/",
+		MaxAge:   365 * 24 * 3600,
+		HttpOnly: true,
+		Secure:   s.cfg.Production,
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// guest returns a new anonymous user with a random name, for a socket
+// without a guest cookie.
 func guest() *chat.User {
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	name := "guest-" + hex.EncodeToString(b[:])
+	b := make([]byte, guestTokenBytes)
+	_, _ = rand.Read(b)
+	name, _ := guestName(base64.RawURLEncoding.EncodeToString(b))
 	return &chat.User{Username: name, DisplayName: name}
 }
 
