@@ -559,7 +559,9 @@ func (e eventHandler) OnMessage(sock *gws.Conn, m *gws.Message) {
 	ctx, cancel := context.WithTimeout(context.Background(), submitTimeout)
 	err := c.hub.node.Submit(ctx, post)
 	cancel()
-	if err != nil {
+	if errors.Is(err, core.ErrStopped) {
+		c.enqueue(newErrorFrame(CodeUnavailable, "the server is shutting down; the message was not sent, send it again after reconnecting", id))
+	} else if err != nil {
 		c.enqueue(newErrorFrame(CodeUnavailable, "the server is busy; the message was not sent, try again", id))
 	}
 }

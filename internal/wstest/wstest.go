@@ -264,3 +264,36 @@ func DialStatus(t testing.TB, url string, header ...string) (int, string) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+// ErrClosed is returned by TryNext once the connection has ended and every
+// frame received before has been taken.
+var ErrClosed = errors.New("wstest: connection closed")
+
+// TryNext returns the next frame, ErrClosed once the connection has ended,
+// or an error after timeout: for tests in which the server goes away.
+func (c *Client) TryNext(timeout time.Duration) (Frame, error) {
+	var b []byte
+	select {
+	case b = <-c.frames:
+	case <-c.done:
+		select {
+		case b = <-c.frames:
+		default:
+			return nil, ErrClosed
+		}
+	case <-time.After(timeout):
+		return nil, fmt.Errorf("wstest: no frame within %v", timeout)
+	}
+	var f Frame
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("wstest: frame is not a JSON object: %q: %v", b, err)
+	}
+	return f, nil
+}
+
+// Int returns field k as an int64 (0 if absent or not a number).
+func (f Frame) Int(k string) int64 { n, _ := f[k].(float64); return int64(n) }
+
+// TrySend sends b as a text frame and returns the error instead of failing
+// the test: for tests in which the server goes away.
+func (c *Client) TrySend(b []byte) error { return c.sock.WriteMessage(gws.OpcodeText, b) }
