@@ -103,6 +103,17 @@ func tab(t *testing.T, ctx context.Context) context.Context {
 	return tctx
 }
 
+// person opens a tab in a new browser context of the same browser: its own
+// cookies, as another person on another computer (tabs of one context share
+// the guest cookie, and so the guest's name).
+func person(t *testing.T, ctx context.Context) context.Context {
+	t.Helper()
+	pctx, cancel := chromedp.NewContext(ctx, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	failOnDialog(t, pctx)
+	return pctx
+}
+
 // failOnDialog fails the test if the tab opens any JavaScript dialog (an
 // XSS payload's alert). It also starts the browser or tab.
 func failOnDialog(t *testing.T, ctx context.Context) {
@@ -178,7 +189,7 @@ func jsString(s string) string {
 func TestBrowserRoomChat(t *testing.T) {
 	base := startChatd(t, nil)
 	a := browser(t)
-	b := tab(t, a)
+	b := person(t, a)
 	for _, ctx := range []context.Context{a, b} {
 		run(t, ctx,
 			chromedp.Navigate(base+"/chat/lobby/"),
