@@ -59,7 +59,7 @@ func newChatClient(t *testing.T, name string, base func() string) *chatClient {
 func (cc *chatClient) connect() {
 	cc.t.Helper()
 	url := cc.base() + "?after=" + strconv.FormatInt(cc.last, 10)
-	c, resp, err := wstest.TryDial(url, wstest.Options{Subprotocol: ws.Subprotocol, Header: http.Header{"Cookie": {cc.cookie}}})
+	c, resp, err := wstest.TryDial(url, wstest.Options{Subprotocol: ws.Subprotocol, Header: http.Header{"Cookie": {cc.cookie}}, Buffer: 1 << 16})
 	if err != nil {
 		status := 0
 		if resp != nil {

@@ -6,6 +6,7 @@ package redistest
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os/exec"
 	"strconv"
@@ -142,3 +143,32 @@ func Ping(port string) bool {
 
 // String names the server in test output.
 func (s *Server) String() string { return fmt.Sprintf("redis-server %s", s.Addr()) }
+
+// PubsubClients returns how many pub/sub connections the server has
+// (CLIENT LIST TYPE pubsub).
+func (s *Server) PubsubClients() int {
+	s.t.Helper()
+	c, err := net.DialTimeout("tcp", s.Addr(), 5*time.Second)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte("*4\r\n$6\r\nCLIENT\r\n$4\r\nLIST\r\n$4\r\nTYPE\r\n$6\r\npubsub\r\n")); err != nil {
+		s.t.Fatal(err)
+	}
+	rd := bufio.NewReader(c)
+	head, err := rd.ReadString('\n')
+	if err != nil || !strings.HasPrefix(head, "$") {
+		s.t.Fatalf("CLIENT LIST: %q %v", head, err)
+	}
+	size, err := strconv.Atoi(strings.TrimSpace(head[1:]))
+	if err != nil {
+		s.t.Fatalf("CLIENT LIST: %q", head)
+	}
+	body := make([]byte, size+2)
+	if _, err := io.ReadFull(rd, body); err != nil {
+		s.t.Fatal(err)
+	}
+	return strings.Count(string(body[:size]), "\n")
+}

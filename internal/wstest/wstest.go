@@ -38,6 +38,9 @@ type Options struct {
 	Origin      string
 	Subprotocol string
 	Header      http.Header
+	// Buffer is how many received frames may wait unread; default 4096.
+	// More means the test forgot to read: the client panics.
+	Buffer int
 }
 
 // TryDial connects to url (ws://...) and returns the HTTP response of a
@@ -53,7 +56,10 @@ func TryDial(url string, o Options) (*Client, *http.Response, error) {
 	if o.Subprotocol != "" {
 		h.Set("Sec-WebSocket-Protocol", o.Subprotocol)
 	}
-	c := &Client{frames: make(chan []byte, 4096), done: make(chan struct{})}
+	if o.Buffer <= 0 {
+		o.Buffer = 4096
+	}
+	c := &Client{frames: make(chan []byte, o.Buffer), done: make(chan struct{})}
 	sock, resp, err := gws.NewClient(handler{c}, &gws.ClientOption{
 		Addr:               url,
 		RequestHeader:      h,
@@ -212,7 +218,7 @@ func (h handler) OnMessage(_ *gws.Conn, m *gws.Message) {
 	select {
 	case h.c.frames <- b:
 	default:
-		panic("wstest: more than 4096 unread frames")
+		panic(fmt.Sprintf("wstest: more than %d unread frames (Options.Buffer)", cap(h.c.frames)))
 	}
 }
 
