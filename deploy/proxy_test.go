@@ -35,8 +35,9 @@ func TestCaddyfileInFrontOfTwoReplicas(t *testing.T) {
 	}
 	var replicas []*testserver.Server
 	var upstreams []string
+	shared := "DATA_DIR=" + t.TempDir() // one deployment: one database
 	for range 2 {
-		s := testserver.Start(t, nil, "CHANNEL_LAYER=redis", "REDIS_URL="+redisURL, "ALLOWED_HOSTS=127.0.0.1")
+		s := testserver.Start(t, nil, shared, "CHANNEL_LAYER=redis", "REDIS_URL="+redisURL, "ALLOWED_HOSTS=127.0.0.1")
 		replicas = append(replicas, s)
 		upstreams = append(upstreams, s.Addr)
 	}

@@ -35,8 +35,9 @@ func TestMultiProcess(t *testing.T) {
 	roomA, roomB := "e2e-a-"+suffix, "e2e-b-"+suffix
 
 	var servers []*testserver.Server
+	shared := "DATA_DIR=" + t.TempDir() // one deployment: one database
 	for range procs {
-		servers = append(servers, testserver.Start(t, nil,
+		servers = append(servers, testserver.Start(t, nil, shared,
 			"CHANNEL_LAYER=redis", "REDIS_URL="+redisURL,
 			"RATE_LIMIT=0")) // the senders below send as fast as they can
 	}
@@ -186,21 +187,30 @@ func randHex(t *testing.T) string {
 // TestMultiProcessRedisRestart runs two chatd processes on a private Redis,
 // kills Redis (SIGKILL) while clients are connected and starts it again on
 // the same port. It checks what users and operators see: /readyz turns 503
-// and /healthz says degraded while Redis is away, a message sent meanwhile
-// gets an error frame instead of silence, nothing crashes and no WebSocket
-// is dropped, both processes report ready again once Redis is back, and the
-// rooms joined before the outage deliver again without anyone rejoining (the
-// layer resubscribed by itself). Each process logs the loss and the recovery
-// once.
+// and /healthz says degraded while Redis is away, nothing crashes and no
+// WebSocket is dropped, both processes report ready again once Redis is
+// back, and the rooms joined before the outage deliver again without anyone
+// rejoining (the layer resubscribed by itself). Each process logs the loss
+// and the recovery once. A message sent meanwhile is stored and reaches
+// everyone, the other process once Redis is back (history on); with
+// HISTORY=off nothing keeps it, so its sender gets an error frame instead
+// of silence.
 func TestMultiProcessRedisRestart(t *testing.T) {
 	testURL(t) // the same gate as the other Redis tests
 	if testing.Short() {
 		t.Skip("starts chatd processes; skipped with -short")
 	}
+	for _, history := range []string{"on", "off"} {
+		t.Run("history "+history, func(t *testing.T) { testRedisRestart(t, history) })
+	}
+}
+
+func testRedisRestart(t *testing.T, history string) {
 	srv := startRedis(t)
 	var servers []*testserver.Server
+	shared := "DATA_DIR=" + t.TempDir() // one deployment: one database
 	for range 2 {
-		servers = append(servers, testserver.Start(t, nil, "CHANNEL_LAYER=redis", "REDIS_URL="+srv.url()))
+		servers = append(servers, testserver.Start(t, nil, shared, "CHANNEL_LAYER=redis", "REDIS_URL="+srv.url(), "HISTORY="+history))
 	}
 	room := "e2e-restart-" + randHex(t)
 	dial := func(s *testserver.Server) *wstest.Client {
@@ -237,11 +247,15 @@ func TestMultiProcessRedisRestart(t *testing.T) {
 		t.Logf("process %d /healthz while Redis is down: %s", i, body)
 	}
 	send(x, "during")
-	f := x.NextOfType(t, "error")
-	if f.Str("code") != "unavailable" {
-		t.Errorf("error frame for a message sent while Redis is down: %v, want code unavailable", f)
+	if history == "off" {
+		f := x.NextOfType(t, "error")
+		if f.Str("code") != "unavailable" {
+			t.Errorf("error frame for a message sent while Redis is down: %v, want code unavailable", f)
+		}
+		t.Logf("error frame: %v", f)
+	} else {
+		expect(x, "x", "during") // stored, and delivered on its own process
 	}
-	t.Logf("error frame: %v", f)
 
 	srv.start()
 	for i, s := range servers {
@@ -249,6 +263,9 @@ func TestMultiProcessRedisRestart(t *testing.T) {
 			code, _ := get(t, s.URL+"/readyz")
 			return code == http.StatusOK
 		})
+	}
+	if history == "on" {
+		expect(y, "y", "during") // read from the store after the reconnection
 	}
 	// Ready means resubscribed: the first message after recovery reaches
 	// both connections, which never left the room.

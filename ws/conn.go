@@ -69,6 +69,8 @@ type Conn struct {
 	// after is JoinOptions.After and expires JoinOptions.Expires; set once.
 	after   int64
 	expires time.Time
+	// expiry closes c when its session expires; stopped by OnClose.
+	expiry *time.Timer
 
 	// idx is c's index in room.members (-1 when not a member); guarded by
 	// room.mu.
@@ -301,6 +303,15 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, opts JoinOptions) {
 	c.mu.Unlock()
 	if !member {
 		go h.catchUp(c.room, c)
+	}
+	if !c.expires.IsZero() {
+		c.mu.Lock()
+		if !c.closing {
+			c.expiry = time.AfterFunc(time.Until(c.expires), func() {
+				c.Close(ClosePolicyViolation, "session expired; sign in again")
+			})
+		}
+		c.mu.Unlock()
 	}
 	// A fresh goroutine rather than this handler's: net/http's per-request
 	// state becomes garbage as soon as the handler returns.
@@ -600,6 +611,11 @@ func (c *Conn) report(res core.Result, id string) {
 func (e eventHandler) OnClose(sock *gws.Conn, err error) {
 	c := connOf(sock)
 	c.stopWriting()
+	c.mu.Lock()
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
+	c.mu.Unlock()
 	_ = c.raw.Close()
 	c.hub.leave(c)
 	c.hub.unregister(c)

@@ -409,8 +409,6 @@ func (h *Hub) keepalive() {
 			for _, c := range h.snapshot() {
 				if c.lastRead.Load() < limit {
 					c.Close(CloseInternalError, "keepalive timeout: no pong received")
-				} else if !c.expires.IsZero() && now.After(c.expires) {
-					c.Close(ClosePolicyViolation, "session expired; sign in again")
 				} else {
 					c.trim()
 					c.enqueue(h.pingFrame)

@@ -150,7 +150,7 @@ func TestUnicodeRoomNames(t *testing.T) {
 
 func TestEchoOff(t *testing.T) {
 	t.Run("server default", func(t *testing.T) {
-		s := start(t, []string{"-echo=false"})
+		s := start(t, []string{"-echo=false", "-history-on-join=0"})
 		a, b := s.dial(t, "/ws/chat/r/"), s.dial(t, "/ws/chat/r/")
 		send(t, a, "from a")
 		expectMessage(t, b, "from a")
@@ -162,7 +162,7 @@ func TestEchoOff(t *testing.T) {
 		expectMessage(t, c, "from c")
 	})
 	t.Run("per connection", func(t *testing.T) {
-		s := start(t, nil)
+		s := start(t, []string{"-history-on-join=0"})
 		a, b := s.dial(t, "/ws/chat/r/?echo=0"), s.dial(t, "/ws/chat/r/")
 		send(t, a, "from a")
 		expectMessage(t, b, "from a")
