@@ -342,3 +342,33 @@ func TestRevocationVersionsFollowCommits(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkAppendMessages appends batches of 1, 16 and 128 messages, each
+// with a client id, to one room; an op is one batch (one transaction).
+// msgs/s is the throughput.
+func BenchmarkAppendMessages(b *testing.B) {
+	for _, size := range []int{1, 16, 128} {
+		b.Run(fmt.Sprint("batch=", size), func(b *testing.B) {
+			_, u := pgtest.Schema(b, "chatd_bench")
+			s, err := postgres.Open(b.Context(), u)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			now := time.Now()
+			batch := make([]*chat.Message, size)
+			n := 0
+			for b.Loop() {
+				for i := range batch {
+					n++
+					batch[i] = &chat.Message{Room: "chat:bench", UserID: 1, User: "alice", ClientID: fmt.Sprint("c", n),
+						Text: "a typical chat message of some sixty characters, give or take", Time: now}
+				}
+				if err := s.AppendMessages(b.Context(), batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
