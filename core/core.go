@@ -293,6 +293,7 @@ func (n *Node) commit(posts []*Post, msgs []*chat.Message) {
 	if err != nil {
 		if n.storeErr.Swap(&err) == nil {
 			n.log.Error("core: cannot store messages; senders get error frames until the store answers again", "err", err)
+			go n.probe()
 		}
 		serr := err
 		if chat.ErrorCode(err) != chat.EINVALID {
@@ -322,6 +323,36 @@ func (n *Node) commit(posts []*Post, msgs []*chat.Message) {
 		perr = n.pub.Publish(context.Background(), m, posts[i].Origin)
 		if p := posts[i]; p.Done != nil {
 			p.Done(Result{Message: m, PublishErr: perr})
+		}
+	}
+}
+
+// probeInterval is how often a failing store is tried again when no
+// message does it.
+const probeInterval = 2 * time.Second
+
+// probe tries the store with a small write every probeInterval while the
+// last commit failed, so Err (and /readyz) clears by itself when the store
+// returns, even if nobody sends. A commit that succeeds clears it too.
+func (n *Node) probe() {
+	t := time.NewTicker(probeInterval)
+	defer t.Stop()
+	for n.storeErr.Load() != nil {
+		select {
+		case <-n.done:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+		// Deleting revocations older than the zero time deletes nothing,
+		// but it is a write: it proves the store takes writes again.
+		_, err := n.store.PruneRevocations(ctx, time.Time{})
+		cancel()
+		if err == nil {
+			if n.storeErr.Swap(nil) != nil {
+				n.log.Info("core: the store answers again; messages are stored")
+			}
+			return
 		}
 	}
 }
