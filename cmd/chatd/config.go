@@ -45,6 +45,7 @@ type config struct {
 	HistoryOnJoin     int
 	HistoryMaxAge     time.Duration
 	HistoryMaxPerRoom int
+	HistoryPrune      time.Duration
 
 	hosts *web.Hosts // parsed AllowedHosts, defaulted for development
 }
@@ -140,6 +141,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	e.Int(&c.HistoryOnJoin, "history-on-join", "HISTORY_ON_JOIN", 50, "how many of a room's latest messages a new connection gets first; 0 sends none")
 	e.Duration(&c.HistoryMaxAge, "history-max-age", "HISTORY_MAX_AGE", 0, "delete stored messages older than this (for example 720h); 0 keeps them")
 	e.Int(&c.HistoryMaxPerRoom, "history-max-per-room", "HISTORY_MAX_PER_ROOM", 0, "keep at most this many messages per room; 0 keeps all")
+	e.Duration(&c.HistoryPrune, "history-prune-interval", "HISTORY_PRUNE_INTERVAL", time.Minute, "how often HISTORY_MAX_AGE and HISTORY_MAX_PER_ROOM are enforced")
 	e.Int(&c.LoginFailures, "login-failures", "LOGIN_FAILURE_LIMIT", 5, "failed logins per client IP, or per username, after which login answers 429 until LOGIN_FAILURE_WINDOW has passed")
 	e.Duration(&c.LoginWindow, "login-window", "LOGIN_FAILURE_WINDOW", 5*time.Minute, "how long failed logins count, from the first one")
 	e.Bool(&c.TrustProxy, "trust-proxy", "TRUST_PROXY", false, "take the client IP from the last X-Forwarded-For entry (set it behind a reverse proxy such as Caddy)")
@@ -203,6 +205,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("HISTORY_MAX_AGE must not be negative")
 	case c.HistoryMaxPerRoom < 0:
 		return fmt.Errorf("HISTORY_MAX_PER_ROOM must not be negative")
+	case c.HistoryPrune < 10*time.Millisecond:
+		return fmt.Errorf("HISTORY_PRUNE_INTERVAL must be at least 10ms")
 	case c.LoginFailures < 1:
 		return fmt.Errorf("LOGIN_FAILURE_LIMIT must be at least 1")
 	case c.LoginWindow < time.Second:

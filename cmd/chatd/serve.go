@@ -153,7 +153,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	bgDone := make(chan struct{})
 	go func() {
 		retention := core.Retention{MaxAge: cfg.HistoryMaxAge, MaxPerRoom: cfg.HistoryMaxPerRoom}
-		go node.RunRetention(bgCtx, retention, time.Minute)
+		go node.RunRetention(bgCtx, retention, cfg.HistoryPrune)
 		srv.Run(bgCtx)
 		close(bgDone)
 	}()
