@@ -181,8 +181,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusBadRequest, "login.html", data)
 		return
 	}
-	ipKey, userKey := "ip:"+s.clientIP(r), "user:"+chat.UsernameKey(username)
-	if wait, blocked := s.throttle.Blocked(ipKey, userKey); blocked {
+	ip := s.clientIP(r)
+	if wait, blocked := s.throttle.Blocked(ip, username); blocked {
 		s.tooManyAttempts(w, r, wait, data)
 		return
 	}
@@ -204,13 +204,13 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ok {
-		s.throttle.Fail(ipKey, userKey)
+		s.throttle.Fail(ip, username)
 		s.log.Info("web: login failed", "username", username, "peer", r.RemoteAddr)
 		data["Error"] = "Wrong username or password. Both are checked together; the password is case-sensitive."
 		s.render(w, r, http.StatusBadRequest, "login.html", data)
 		return
 	}
-	s.throttle.Reset(userKey)
+	s.throttle.Succeeded(ip, username)
 	if password.NeedsRehash(hash) {
 		if h, err := password.Hash(pw); err == nil {
 			if err := s.store.SetPassword(r.Context(), u.ID, h); err != nil {

@@ -26,6 +26,7 @@ func (s *Server) Run(ctx context.Context) {
 		case <-sweep.C:
 			s.sweepSessions(ctx)
 			s.throttle.Sweep()
+			s.signups.Sweep(s.cfg.Now())
 		case <-recheck:
 			if n := s.hub.Recheck(ctx); n > 0 {
 				s.log.Info("web: closed sockets whose access ended", "count", n)

@@ -69,7 +69,7 @@ func (s *Server) handlePublicSocket(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, http.StatusBadRequest, "echo must be 1, 0, true or false")
 		return
 	}
-	opts := ws.JoinOptions{Group: "chat:" + name, Room: name, Echo: echo}
+	opts := ws.JoinOptions{Group: "chat:" + name, Room: name, Echo: echo, ClientIP: s.clientIP(r)}
 	if !s.socketUser(r, &opts, 0) {
 		if s.cfg.RequireLogin {
 			s.rejectAnonymous(w, r)
