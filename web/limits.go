@@ -46,15 +46,15 @@ const maxBodyBytes = 64 << 10
 // runs, so a handler never waits on a slow client.
 func (s *Server) limitRequestTime(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rc := http.NewResponseController(w)
 		if ws.IsUpgrade(r) {
-			// A WebSocket lives for hours; the hub bounds each write itself.
-			// Clear a write deadline left by an earlier request on this
-			// keep-alive connection.
-			_ = rc.SetWriteDeadline(time.Time{})
+			// A WebSocket lives for hours; the hub bounds each write itself
+			// and finds silent peers by ping. (net/http clears the deadlines
+			// set here after each request, so a keep-alive connection's next
+			// request, an upgrade too, starts without them.)
 			next.ServeHTTP(w, r)
 			return
 		}
+		rc := http.NewResponseController(w)
 		start := time.Now()
 		end := start.Add(s.cfg.RequestTimeout)
 		_ = rc.SetWriteDeadline(end)
