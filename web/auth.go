@@ -163,8 +163,9 @@ func (s *Server) handleLoginForm(w http.ResponseWriter, r *http.Request) {
 // A wrong password and an unknown user give the same message, and an
 // unknown user still costs one password verification (VerifyDummy), so
 // neither the answer nor its timing tells whether the account exists.
-// Failures are counted per client IP and per username; at the limit every
-// attempt, even with the right password, answers 429 until the window ends,
+// Failures are counted per (client address, username), per username and
+// per address (loginThrottle); at a limit every attempt of that kind, even
+// with the right password, answers 429 until the window ends,
 // so guessing cannot continue by luck and a correct guess is not confirmed.
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)

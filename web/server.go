@@ -68,7 +68,8 @@ type Config struct {
 	// Now is the clock of the login and sign-up throttles; default
 	// time.Now. Tests set their own and advance it instead of sleeping.
 	Now func() time.Time
-	// TrustProxy takes the client's IP, for login throttling, from the last
+	// TrustProxy takes the client's IP, for the throttles and the
+	// per-address connection and message limits, from the last
 	// X-Forwarded-For entry (set by a reverse proxy such as Caddy) instead
 	// of the connection's address (TRUST_PROXY).
 	TrustProxy bool
