@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -120,14 +121,29 @@ func TestBackgroundSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hub.Shutdown(context.Background())
-	s, err := NewServer(Config{Store: st, SweepInterval: 10 * time.Millisecond, RecheckInterval: 10 * time.Millisecond}, hub)
+	// Run logs each sweep that deleted something: the test waits for that
+	// line (an event) rather than for a time it hopes is long enough.
+	swept := make(chan struct{}, 1)
+	logs := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) {
+		if strings.Contains(string(p), "deleted expired sessions") && strings.Contains(string(p), "count=3") {
+			select {
+			case swept <- struct{}{}:
+			default:
+			}
+		}
+	}), nil))
+	s, err := NewServer(Config{Store: st, Logger: logs, SweepInterval: 10 * time.Millisecond, RecheckInterval: 10 * time.Millisecond}, hub)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { s.Run(ctx); close(done) }()
-	time.Sleep(50 * time.Millisecond)
+	select {
+	case <-swept:
+	case <-time.After(10 * time.Second): // a failure bound
+		t.Fatal("Run did not delete the expired sessions")
+	}
 	cancel()
 	select {
 	case <-done:
@@ -141,6 +157,11 @@ func TestBackgroundSweep(t *testing.T) {
 		t.Errorf("live session swept: %v", err)
 	}
 }
+
+// writerFunc is an io.Writer that hands every write to a function.
+type writerFunc func(p []byte)
+
+func (f writerFunc) Write(p []byte) (int, error) { f(p); return len(p), nil }
 
 func TestNewServerNeedsStore(t *testing.T) {
 	if _, err := NewServer(Config{}, ws.NewHub(ws.Config{})); err == nil || !strings.Contains(err.Error(), "web: Config.Store is required") {
