@@ -70,6 +70,12 @@ type Store interface {
 	// insensitively, then by id).
 	ListUsers(ctx context.Context) ([]*User, error)
 
+	// ListUsersPage returns at most limit accounts in ListUsers order,
+	// starting after the account whose username is after regardless of case
+	// ("" starts at the first), so a list of any length is read a page at a
+	// time without counting or skipping rows.
+	ListUsersPage(ctx context.Context, after string, limit int) ([]*User, error)
+
 	// UserPasswordHash returns the account matching username regardless of
 	// case together with its password hash, or ENOTFOUND. Login uses it; when
 	// the user does not exist the caller should still spend the time of a

@@ -265,6 +265,16 @@ func (s *Store) ListUsers(ctx context.Context) ([]*chat.User, error) {
 	return queryUsers(ctx, s.pool, `SELECT `+userColumns+` FROM users u ORDER BY u.username_key COLLATE "C", u.id`)
 }
 
+// ListUsersPage implements chat.Store. username_key is unique, so it alone
+// orders and resumes the list (byte order, as in ListUsers).
+func (s *Store) ListUsersPage(ctx context.Context, after string, limit int) ([]*chat.User, error) {
+	if limit <= 0 {
+		return []*chat.User{}, nil
+	}
+	return queryUsers(ctx, s.pool, `SELECT `+userColumns+` FROM users u WHERE u.username_key COLLATE "C" > $1
+		ORDER BY u.username_key COLLATE "C" LIMIT $2`, chat.UsernameKey(after), limit)
+}
+
 type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }

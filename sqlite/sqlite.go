@@ -284,6 +284,16 @@ func (s *Store) ListUsers(ctx context.Context) ([]*chat.User, error) {
 	return s.queryUsers(ctx, s.rdb, `SELECT `+userColumns+` FROM users u ORDER BY u.username_key, u.id`)
 }
 
+// ListUsersPage implements chat.Store. username_key is unique, so it alone
+// orders and resumes the list.
+func (s *Store) ListUsersPage(ctx context.Context, after string, limit int) ([]*chat.User, error) {
+	if limit <= 0 {
+		return []*chat.User{}, nil
+	}
+	return s.queryUsers(ctx, s.rdb, `SELECT `+userColumns+` FROM users u WHERE u.username_key > ?
+		ORDER BY u.username_key LIMIT ?`, chat.UsernameKey(after), limit)
+}
+
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }

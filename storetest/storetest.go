@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ConcurrentCreateUserSameName", testConcurrentCreateUser},
 		{"UserNotFound", testUserNotFound},
 		{"ListUsersOrder", testListUsers},
+		{"ListUsersPages", testListUsersPage},
 		{"PasswordHash", testPasswordHash},
 		{"DeleteUser", testDeleteUser},
 		{"CreateSessionAndLookup", testSession},
@@ -331,6 +332,42 @@ func testListUsers(t *testing.T, s chat.Store) {
 	}
 	if users[2].DisplayName != "User alice" {
 		t.Fatalf("ListUsers lost the display name: %+v", users[2])
+	}
+}
+
+func testListUsersPage(t *testing.T, s chat.Store) {
+	ctx := t.Context()
+	if users, err := s.ListUsersPage(ctx, "", 10); err != nil || users == nil || len(users) != 0 {
+		t.Fatalf("ListUsersPage on an empty store = %v, %v; want an empty, non-nil slice", users, err)
+	}
+	for _, name := range []string{"carol", "Bob", "alice", "Dave", "émile", "_x", "9lives"} {
+		mustUser(t, s, name)
+	}
+	var pages []string
+	after := ""
+	for {
+		users, err := s.ListUsersPage(ctx, after, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(users) == 0 {
+			break
+		}
+		pages = append(pages, usernames(users))
+		after = users[len(users)-1].Username
+	}
+	// The pages are ListUsers in slices, however the cursor is spelled.
+	if got, want := strings.Join(pages, " | "), "9lives,_x,alice | Bob,carol,Dave | émile"; got != want {
+		t.Fatalf("pages of 3: %s, want %s", got, want)
+	}
+	if users, _ := s.ListUsersPage(ctx, "BOB", 2); usernames(users) != "carol,Dave" {
+		t.Fatalf("after BOB: %s, want carol,Dave", usernames(users))
+	}
+	if users, _ := s.ListUsersPage(ctx, "b", 1); usernames(users) != "Bob" {
+		t.Fatalf("after a name that is not an account: %s, want Bob", usernames(users))
+	}
+	if users, err := s.ListUsersPage(ctx, "", 0); err != nil || len(users) != 0 {
+		t.Fatalf("limit 0: %v, %v", usernames(users), err)
 	}
 }
 

@@ -164,8 +164,9 @@ func (s *Server) handleLoginForm(w http.ResponseWriter, r *http.Request) {
 // A wrong password and an unknown user give the same message, and an
 // unknown user still costs one password verification (VerifyDummy), so
 // neither the answer nor its timing tells whether the account exists.
-// Failures are counted per client IP and per username; at the limit every
-// attempt, even with the right password, answers 429 until the window ends,
+// Failures are counted per (client address, username), per username and
+// per address (loginThrottle); at a limit every attempt of that kind, even
+// with the right password, answers 429 until the window ends,
 // so guessing cannot continue by luck and a correct guess is not confirmed.
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
@@ -182,8 +183,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusBadRequest, "login.html", data)
 		return
 	}
-	ipKey, userKey := "ip:"+s.clientIP(r), "user:"+chat.UsernameKey(username)
-	if wait, blocked := s.throttle.Blocked(ipKey, userKey); blocked {
+	ip := s.clientIP(r)
+	if wait, blocked := s.throttle.Blocked(ip, username); blocked {
 		s.tooManyAttempts(w, r, wait, data)
 		return
 	}
@@ -205,13 +206,13 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ok {
-		s.throttle.Fail(ipKey, userKey)
+		s.throttle.Fail(ip, username)
 		s.log.Info("web: login failed", "username", username, "peer", r.RemoteAddr)
 		data["Error"] = "Wrong username or password. Both are checked together; the password is case-sensitive."
 		s.render(w, r, http.StatusBadRequest, "login.html", data)
 		return
 	}
-	s.throttle.Reset(userKey)
+	s.throttle.Succeeded(ip, username)
 	if password.NeedsRehash(hash) {
 		if h, err := password.Hash(pw); err == nil {
 			if err := s.store.SetPassword(r.Context(), u.ID, h); err != nil {

@@ -33,6 +33,7 @@ func (s *Server) Run(ctx context.Context) {
 		case <-sweep.C:
 			s.sweepSessions(ctx)
 			s.throttle.Sweep()
+			s.signups.Sweep(s.cfg.Now())
 		}
 	}
 }

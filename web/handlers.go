@@ -107,7 +107,7 @@ func (s *Server) reject(w http.ResponseWriter, r *http.Request, status int, reas
 // socketOptions reads a socket's options from its URL (?echo=, ?after=)
 // for room, or answers 400 with the reason and reports false.
 func (s *Server) socketOptions(w http.ResponseWriter, r *http.Request, room chat.Room) (ws.JoinOptions, bool) {
-	opts := ws.JoinOptions{Group: room.Key(), Room: room.Key(), After: -1}
+	opts := ws.JoinOptions{Group: room.Key(), Room: room.Key(), After: -1, ClientIP: s.clientIP(r)}
 	if room.Kind == chat.RoomPublic {
 		opts.Room = room.Name
 	}

@@ -46,7 +46,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		if sw.status == http.StatusSwitchingProtocols {
 			return // the hub logs CONNECT and DISCONNECT
 		}
-		s.log.Info("HTTP", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+		s.log.Log(r.Context(), accessLogLevel(r, sw.status), "HTTP", "method", r.Method, "path", r.URL.Path, "status", sw.status,
 			"peer", r.RemoteAddr, "duration", time.Since(start).Round(time.Microsecond))
 	})
 }

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -208,17 +209,28 @@ func (s *Server) acceptMember(w http.ResponseWriter, r *http.Request, room chat.
 	s.hub.Accept(w, r, opts)
 }
 
-// handleUsers lists the accounts, each with a link to a private room.
+// UsersPerPage is how many accounts one page of /users/ lists.
+const UsersPerPage = 50
+
+// handleUsers lists the accounts, each with a link to a private room, a
+// page at a time: ?after=<username> starts after that account, so however
+// many accounts exist a page costs one bounded query.
 func (s *Server) handleUsers(w http.ResponseWriter, r *http.Request) {
 	u := s.requireUser(w, r)
 	if u == nil {
 		return
 	}
-	users, err := s.store.ListUsers(r.Context())
+	after := r.URL.Query().Get("after")
+	users, err := s.store.ListUsersPage(r.Context(), after, UsersPerPage+1)
 	if err != nil {
 		s.log.Error("web: list users", "err", err)
 		s.unavailable(w, r)
 		return
+	}
+	next := ""
+	if len(users) > UsersPerPage {
+		users = users[:UsersPerPage]
+		next = "/users/?after=" + url.QueryEscape(users[len(users)-1].Username)
 	}
 	type row struct {
 		*chat.User
@@ -229,7 +241,7 @@ func (s *Server) handleUsers(w http.ResponseWriter, r *http.Request) {
 	for _, o := range users {
 		rows = append(rows, row{User: o, Me: o.ID == u.ID, DMPath: "/chat/dm/" + pathEscape(o.Username) + "/"})
 	}
-	s.render(w, r, http.StatusOK, "users.html", map[string]any{"Users": rows})
+	s.render(w, r, http.StatusOK, "users.html", map[string]any{"Users": rows, "Next": next, "Paged": after != ""})
 }
 
 // dmPeer resolves the other user of a private room. The room is always

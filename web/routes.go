@@ -7,28 +7,29 @@ import "net/http"
 // depend on who is asking are wrapped in withSession, which puts the
 // signed-in user (if any) in the request's context. State-changing routes
 // are POST only; the CrossOriginProtection around the mux refuses them when
-// they come from another site.
+// they come from another site. Sockets pass the connection caps first
+// (limitSockets) and sign-ups their throttle (limitSignup); see limits.go.
 func (s *Server) routes(static http.Handler) {
 	s.mux.Handle("GET /{$}", http.RedirectHandler("/chat/", http.StatusFound))
 	s.mux.Handle("GET /chat/{$}", s.withSession(s.handleIndex))
 	s.mux.Handle("GET /chat/{room}/{$}", s.withSession(s.handleRoom))
-	s.mux.Handle("GET /ws/chat/{room}/{$}", s.withSession(s.handlePublicSocket))
+	s.mux.Handle("GET /ws/chat/{room}/{$}", s.limitSockets(s.withSession(s.handlePublicSocket)))
 
 	s.mux.Handle("GET /accounts/login/{$}", s.withSession(s.handleLoginForm))
 	s.mux.Handle("POST /accounts/login/{$}", s.withSession(s.handleLogin))
 	s.mux.Handle("GET /accounts/logout/{$}", s.withSession(s.handleLogoutForm))
 	s.mux.Handle("POST /accounts/logout/{$}", s.withSession(s.handleLogout))
 	s.mux.Handle("GET /accounts/signup/{$}", s.withSession(s.handleSignupForm))
-	s.mux.Handle("POST /accounts/signup/{$}", s.withSession(s.handleSignup))
+	s.mux.Handle("POST /accounts/signup/{$}", s.withSession(s.limitSignup(s.handleSignup)))
 
 	s.mux.Handle("GET /courses/{$}", s.withSession(s.handleCourses))
 	s.mux.Handle("GET /courses/{id}/{$}", s.withSession(s.handleCourse))
 	s.mux.Handle("GET /chat/room/{id}/{$}", s.withSession(s.handleCourseRoom))
-	s.mux.Handle("GET /ws/chat/room/{id}/{$}", s.withSession(s.handleCourseSocket))
+	s.mux.Handle("GET /ws/chat/room/{id}/{$}", s.limitSockets(s.withSession(s.handleCourseSocket)))
 
 	s.mux.Handle("GET /users/{$}", s.withSession(s.handleUsers))
 	s.mux.Handle("GET /chat/dm/{username}/{$}", s.withSession(s.handleDM))
-	s.mux.Handle("GET /ws/chat/dm/{username}/{$}", s.withSession(s.handleDMSocket))
+	s.mux.Handle("GET /ws/chat/dm/{username}/{$}", s.limitSockets(s.withSession(s.handleDMSocket)))
 
 	s.mux.Handle("GET /api/chat/{room}/messages", s.withSession(s.handleHistory))
 	s.mux.Handle("GET /api/chat/room/{id}/messages", s.withSession(s.handleHistory))

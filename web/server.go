@@ -13,6 +13,7 @@ import (
 	"time"
 
 	chat "github.com/chatd/chat"
+	"github.com/chatd/chat/internal/budget"
 	"github.com/chatd/chat/ws"
 )
 
@@ -45,12 +46,30 @@ type Config struct {
 	RecheckInterval time.Duration
 	// SweepInterval is how often expired sessions are deleted; default 1 h.
 	SweepInterval time.Duration
-	// LoginFailures failed logins per client IP, or per username, within
-	// LoginWindow make further attempts answer 429 until the window has
-	// passed; defaults 5 and 5 minutes.
-	LoginFailures int
-	LoginWindow   time.Duration
-	// TrustProxy takes the client's IP, for login throttling, from the last
+	// LoginFailures failed logins for one username from one client
+	// address, LoginUserFailures for one username from any address, or
+	// LoginIPFailures from one address for any username, within LoginWindow,
+	// make further attempts of that kind answer 429 until the window has
+	// passed; defaults 5, 20, 100 and 5 minutes (see loginThrottle).
+	LoginFailures     int
+	LoginUserFailures int
+	LoginIPFailures   int
+	LoginWindow       time.Duration
+	// SignupLimit sign-up attempts per client address per SignupWindow
+	// (a bucket that refills steadily) are allowed, then 429; defaults 20
+	// and 1 hour; a negative SignupLimit turns the throttle off.
+	SignupLimit  int
+	SignupWindow time.Duration
+	// BodyTimeout bounds the time to read a request's body (408 after it),
+	// RequestTimeout a whole request; defaults 10 s and 30 s. WebSocket
+	// upgrades are exempt.
+	BodyTimeout    time.Duration
+	RequestTimeout time.Duration
+	// Now is the clock of the login and sign-up throttles; default
+	// time.Now. Tests set their own and advance it instead of sleeping.
+	Now func() time.Time
+	// TrustProxy takes the client's IP, for the throttles and the
+	// per-address connection and message limits, from the last
 	// X-Forwarded-For entry (set by a reverse proxy such as Caddy) instead
 	// of the connection's address (TRUST_PROXY).
 	TrustProxy bool
@@ -78,6 +97,27 @@ func (c *Config) setDefaults() {
 	if c.LoginWindow <= 0 {
 		c.LoginWindow = 5 * time.Minute
 	}
+	if c.LoginUserFailures <= 0 {
+		c.LoginUserFailures = 20
+	}
+	if c.LoginIPFailures <= 0 {
+		c.LoginIPFailures = 100
+	}
+	if c.SignupLimit == 0 {
+		c.SignupLimit = 20
+	}
+	if c.SignupWindow <= 0 {
+		c.SignupWindow = time.Hour
+	}
+	if c.BodyTimeout <= 0 {
+		c.BodyTimeout = 10 * time.Second
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 30 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 }
 
 // Server serves chatd's HTTP routes.
@@ -86,10 +126,14 @@ type Server struct {
 	log      *slog.Logger
 	hub      *ws.Hub
 	store    chat.Store
-	throttle *throttle
+	throttle *loginThrottle
 	csrf     *http.CrossOriginProtection
-	pages    map[string]*template.Template
-	mux      *http.ServeMux
+	// signups throttles sign-ups per client address (nil: off);
+	// signupSlots holds one token per sign-up in progress (limits.go).
+	signups     *budget.Limiter
+	signupSlots chan struct{}
+	pages       map[string]*template.Template
+	mux         *http.ServeMux
 }
 
 // NewServer returns chatd's HTTP handler.
@@ -103,10 +147,13 @@ func NewServer(cfg Config, hub *ws.Hub) (*Server, error) {
 		log:      cfg.Logger,
 		hub:      hub,
 		store:    cfg.Store,
-		throttle: newThrottle(cfg.LoginFailures, cfg.LoginWindow, maxThrottleKeys),
+		throttle: newLoginThrottle(&cfg),
 		csrf:     http.NewCrossOriginProtection(),
 		pages:    make(map[string]*template.Template),
 		mux:      http.NewServeMux(),
+
+		signups:     budget.PerWindow(cfg.SignupLimit, cfg.SignupWindow, 0),
+		signupSlots: newSignupSlots(),
 	}
 	s.csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("web: cross-origin request refused", "method", r.Method, "path", r.URL.Path,
@@ -136,7 +183,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handler() http.Handler {
-	return s.recoverPanics(s.logRequests(s.checkHost(s.securityHeaders(s.csrf.Handler(s.mux)))))
+	return s.recoverPanics(s.logRequests(s.limitRequestTime(s.checkHost(s.securityHeaders(s.csrf.Handler(s.mux))))))
 }
 
 // render writes a page with status. Every page gets the signed-in user (or

@@ -8,7 +8,7 @@ import (
 // maxThrottleKeys bounds the login throttle's memory: about 100 bytes a key.
 const maxThrottleKeys = 100_000
 
-// throttle counts failed logins per key ("ip:..." or "user:...") in fixed
+// throttle counts failed logins per key (see loginThrottle) in fixed
 // windows: the first failure opens a window of length window, and once a
 // key has limit failures in its window, Blocked reports it until the window
 // ends. The map never holds more than max keys: when full, expired windows

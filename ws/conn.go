@@ -26,6 +26,10 @@ type JoinOptions struct {
 	User    *chat.User // never nil
 	Session string     // opaque session id, so logout can close its sockets
 	Echo    *bool      // nil: the hub's default
+	// ClientIP is the client's address for the per-address limits, as the
+	// web layer sees it (behind a trusted proxy, from X-Forwarded-For);
+	// empty means the connection's peer address.
+	ClientIP string
 	// After, if not negative, resumes the room after that seq (?after=):
 	// the connection gets exactly the messages with a higher seq, then
 	// live ones. Negative: the room's latest HistoryOnJoin messages first.
@@ -71,6 +75,8 @@ type Conn struct {
 	expires time.Time
 	// expiry closes c when its session expires; stopped by OnClose.
 	expiry *time.Timer
+	// lim is c's place in the hub's connection caps and message budgets.
+	lim connLimit
 
 	// idx is c's index in room.members (-1 when not a member); guarded by
 	// room.mu.
@@ -200,7 +206,7 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, opts JoinOptions) {
 		c.echo = *opts.Echo
 	}
 	c.tokens = float64(h.cfg.RateBurst)
-	c.lastTok = c.start
+	c.lastTok = h.cfg.Now()
 	c.lastRead.Store(c.start.UnixNano())
 
 	c.v1 = headerHasToken(r.Header, "Sec-WebSocket-Protocol", Subprotocol) || r.URL.Query().Get("protocol") == Subprotocol
@@ -209,7 +215,11 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, opts JoinOptions) {
 	// Until the upgrade is done, writing is held: frames are queued but
 	// no writer starts.
 	c.writing = true
+	if !h.admitConn(w, r, c, &opts) {
+		return
+	}
 	if !h.register(c) {
+		h.limits.release(c)
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
 	}
@@ -523,8 +533,10 @@ func (c *Conn) allow(now time.Time) bool {
 	if cfg.RateLimit <= 0 {
 		return true
 	}
-	c.tokens = min(float64(cfg.RateBurst), c.tokens+now.Sub(c.lastTok).Seconds()*cfg.RateLimit)
-	c.lastTok = now
+	if d := now.Sub(c.lastTok); d > 0 { // a clock stepping back gives nothing
+		c.tokens = min(float64(cfg.RateBurst), c.tokens+d.Seconds()*cfg.RateLimit)
+		c.lastTok = now
+	}
 	if c.tokens < 1 {
 		return false
 	}
@@ -540,7 +552,9 @@ func (e eventHandler) OnOpen(*gws.Conn) {}
 func (e eventHandler) OnPing(sock *gws.Conn, payload []byte) {
 	c := connOf(sock)
 	c.lastRead.Store(time.Now().UnixNano())
-	c.enqueue(newFrame(opPong, payload))
+	if c.allow(c.hub.limits.now()) { // a ping flood is charged like messages; over it, no pong
+		c.enqueue(newFrame(opPong, payload))
+	}
 }
 
 func (e eventHandler) OnPong(sock *gws.Conn, _ []byte) {
@@ -556,13 +570,13 @@ func (e eventHandler) OnMessage(sock *gws.Conn, m *gws.Message) {
 		c.Close(CloseUnsupportedData, "binary frames are not supported; send JSON text")
 		return
 	}
+	if !c.admitFrame() { // charged before parsing, valid or not (limits.go)
+		return
+	}
 	text, id, ferr := parseInbound(m.Bytes())
 	if ferr != nil {
 		c.enqueue(newErrorFrame(ferr.Code, ferr.Detail, id))
-		return
-	}
-	if !c.allow(now) {
-		c.enqueue(newErrorFrame(CodeRateLimited, "too many messages; this one was not sent", id))
+		c.strike(c.hub.limits.now())
 		return
 	}
 	post := &core.Post{Room: c.group, UserID: c.user.ID, User: c.user.Username, Text: text, ClientID: id, Origin: c.id,

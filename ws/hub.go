@@ -51,6 +51,19 @@ type Config struct {
 	// for joins and resumes; default max(256, HistoryOnJoin).
 	HistoryWindow int
 	Logger        *slog.Logger
+
+	// Limits that keep one client from taking the server down (limits.go).
+	// Zero means no limit.
+	MaxConns        int     // connections on this process (503 over it)
+	MaxConnsPerIP   int     // connections from one client address, IPv6 by /64 (429 over it)
+	MaxConnsPerUser int     // connections of one signed-in account (429 over it)
+	UserRateLimit   float64 // messages per second of one account across its connections (bursts of twice that)
+	IPRateLimit     float64 // messages per second from one address across its connections (bursts of twice that)
+	RoomRateLimit   float64 // messages per second into one room from this process (bursts of twice that)
+	InvalidFrames   int     // invalid or refused frames in a burst before a connection is closed (1008)
+	// Now is the clock of the rate limits; default time.Now. Tests set
+	// their own and advance it instead of sleeping.
+	Now func() time.Time
 }
 
 func (c *Config) setDefaults() {
@@ -86,6 +99,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 }
 
@@ -144,6 +160,7 @@ type Hub struct {
 	stop   chan struct{}  // closed by Shutdown; stops the keepalive loop
 
 	pingFrame []byte
+	limits    *limits // connection caps and message budgets (limits.go)
 
 	restoreMu    sync.Mutex  // guards restoreTimes
 	restoreTimes []time.Time // when the layer was last restored
@@ -167,6 +184,7 @@ func NewHub(cfg Config) *Hub {
 		stop:      make(chan struct{}),
 		pingFrame: newFrame(opPing, nil),
 	}
+	h.limits = newLimits(&h.cfg)
 	opt := func(subprotocols []string) *gws.ServerOption {
 		return &gws.ServerOption{
 			ReadMaxPayloadSize: cfg.ReadLimit,
@@ -406,6 +424,7 @@ func (h *Hub) keepalive() {
 			return
 		case now := <-t.C:
 			limit := now.Add(-(h.cfg.PingInterval + h.cfg.PongTimeout)).UnixNano()
+			h.limits.sweep()
 			for _, c := range h.snapshot() {
 				if c.lastRead.Load() < limit {
 					c.Close(CloseInternalError, "keepalive timeout: no pong received")
@@ -492,6 +511,7 @@ func (h *Hub) unregister(c *Conn) {
 	delete(h.conns, c.id)
 	c.registered = false
 	h.mu.Unlock()
+	h.limits.release(c)
 	if was {
 		h.live.Done()
 	}

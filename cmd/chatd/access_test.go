@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"github.com/chatd/chat/internal/pgtest"
 	"io"
@@ -60,6 +61,12 @@ func envValue(env []string, key string) string {
 // starts chatd on it with args and extra environment.
 func newSchool(t *testing.T, kind string, args []string, env ...string) *school {
 	t.Helper()
+	return newSchoolCtx(t, context.Background(), kind, args, env...)
+}
+
+// newSchoolCtx is newSchool with a parent context for run (see startCtx).
+func newSchoolCtx(t *testing.T, parent context.Context, kind string, args []string, env ...string) *school {
+	t.Helper()
 	senv := storeEnv(t, kind)
 	st, err := openStore(t.Context(), envValue(senv, "DATABASE_URL"), envValue(senv, "DATA_DIR"))
 	if err != nil {
@@ -86,7 +93,7 @@ func newSchool(t *testing.T, kind string, args []string, env ...string) *school 
 	if err := st.Enroll(t.Context(), c.ID, sc.users["alice"].ID); err != nil {
 		t.Fatal(err)
 	}
-	sc.server = start(t, args, append(append([]string{}, senv...), env...)...)
+	sc.server = startCtx(t, parent, args, append(append([]string{}, senv...), env...)...)
 	return sc
 }
 
@@ -502,47 +509,83 @@ func TestLogoutClosesSessionSockets(t *testing.T) {
 	}
 }
 
-// TestLoginThrottle: after LOGIN_FAILURE_LIMIT failures from one IP, or for
-// one username, login answers 429 until the window has passed; while
-// blocked even the right password is refused (so a lucky guess is not
-// confirmed). TRUST_PROXY makes X-Forwarded-For the client address.
+// TestLoginThrottle: failed logins are counted per (address, username)
+// (LOGIN_FAILURE_LIMIT), per username from any address
+// (LOGIN_USER_FAILURE_LIMIT) and per address for any username
+// (LOGIN_IP_FAILURE_LIMIT); at a limit login answers 429 until the window
+// has passed, and while blocked even the right password is refused (so a
+// lucky guess is not confirmed). TRUST_PROXY makes X-Forwarded-For the
+// client address. The window passes on an injected clock, not in real time.
 func TestLoginThrottle(t *testing.T) {
-	sc := newSchool(t, "sqlite", nil, "LOGIN_FAILURE_LIMIT=3", "LOGIN_FAILURE_WINDOW=3s", "TRUST_PROXY=true")
+	clk := newFakeClock()
+	sc := newSchoolCtx(t, withClock(t.Context(), clk.Now), "sqlite", nil, "LOGIN_FAILURE_LIMIT=3", "LOGIN_USER_FAILURE_LIMIT=4",
+		"LOGIN_IP_FAILURE_LIMIT=6", "LOGIN_FAILURE_WINDOW=5m", "TRUST_PROXY=true")
 	from := func(ip string) []string { return []string{"X-Forwarded-For", "203.0.113.9, " + ip} }
-
-	// Per username: failures from three addresses block a fourth.
-	for i := range 3 {
-		if resp, _ := sc.login(t, "alice", "guess", from(fmt.Sprintf("198.51.100.%d", i+1))...); resp.StatusCode != 400 {
-			t.Fatalf("failure %d: %d, want 400", i+1, resp.StatusCode)
+	fail := func(name, ip string) {
+		t.Helper()
+		if resp, _ := sc.login(t, name, "guess", from(ip)...); resp.StatusCode != 400 {
+			t.Fatalf("failure for %s from %s: %d, want 400", name, ip, resp.StatusCode)
 		}
 	}
-	resp, body := sc.login(t, "alice", testPassword, from("198.51.100.50")...)
-	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" ||
-		!strings.Contains(body, "Too many failed sign-in attempts") {
-		t.Fatalf("right password while blocked: %d (Retry-After %q), want 429 with a reason", resp.StatusCode, resp.Header.Get("Retry-After"))
-	}
-	if resp, _ := sc.login(t, "ALICE", testPassword, from("198.51.100.51")...); resp.StatusCode != http.StatusTooManyRequests {
-		t.Errorf("other spelling of the blocked username: %d, want 429", resp.StatusCode)
-	}
-	// Another user from another address is not affected.
-	if resp, _ := sc.login(t, "bob", testPassword, from("198.51.100.60")...); resp.StatusCode != http.StatusSeeOther {
-		t.Errorf("bob: %d, want 303", resp.StatusCode)
-	}
-
-	// Per IP: failures on three usernames block the address for everyone.
-	for i, name := range []string{"x1", "x2", "carol"} {
-		if resp, _ := sc.login(t, name, "guess", from("192.0.2.7")...); resp.StatusCode != 400 {
-			t.Fatalf("failure %d: %d, want 400", i+1, resp.StatusCode)
+	wantStatus := func(name, ip string, want int) {
+		t.Helper()
+		resp, body := sc.login(t, name, testPassword, from(ip)...)
+		if resp.StatusCode != want {
+			t.Fatalf("%s from %s with the right password: %d, want %d", name, ip, resp.StatusCode, want)
+		}
+		if want == http.StatusTooManyRequests && (resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "Too many failed sign-in attempts")) {
+			t.Errorf("429 without Retry-After or a reason (Retry-After %q)", resp.Header.Get("Retry-After"))
 		}
 	}
-	if resp, _ := sc.login(t, "olga", testPassword, from("192.0.2.7")...); resp.StatusCode != http.StatusTooManyRequests {
-		t.Errorf("blocked address: %d, want 429", resp.StatusCode)
+
+	// Per (address, username): three failures block alice there, under any
+	// spelling, and nobody else.
+	for range 3 {
+		fail("alice", "198.51.100.1")
 	}
+	wantStatus("alice", "198.51.100.1", http.StatusTooManyRequests)
+	wantStatus("ALICE", "198.51.100.1", http.StatusTooManyRequests)
+	wantStatus("bob", "198.51.100.1", http.StatusSeeOther)
+
+	// Per username: failures from four addresses block carol everywhere.
+	for i := range 4 {
+		fail("carol", fmt.Sprintf("198.51.100.%d", 10+i))
+	}
+	wantStatus("carol", "198.51.100.50", http.StatusTooManyRequests)
+
+	// Per address: failures for six usernames block the address for all.
+	for _, name := range []string{"x1", "x2", "x3", "x4", "x5", "x6"} {
+		fail(name, "192.0.2.7")
+	}
+	wantStatus("olga", "192.0.2.7", http.StatusTooManyRequests)
+	wantStatus("olga", "192.0.2.8", http.StatusSeeOther)
 
 	// The window passes.
-	time.Sleep(3100 * time.Millisecond)
-	if resp, _ := sc.login(t, "alice", testPassword, from("198.51.100.50")...); resp.StatusCode != http.StatusSeeOther {
-		t.Errorf("after the window: %d, want 303", resp.StatusCode)
+	clk.Advance(5 * time.Minute)
+	wantStatus("alice", "198.51.100.1", http.StatusSeeOther)
+	wantStatus("carol", "198.51.100.50", http.StatusSeeOther)
+	wantStatus("olga", "192.0.2.7", http.StatusSeeOther)
+}
+
+// TestSharedAddressTypos: with the default limits, one student's five
+// wrong passwords from a school's single public address block only that
+// student; the others sign in from the same address (issue 9: before, the
+// whole school was locked out for five minutes).
+func TestSharedAddressTypos(t *testing.T) {
+	sc := newSchoolCtx(t, withClock(t.Context(), newFakeClock().Now), "sqlite", nil, "TRUST_PROXY=true")
+	school := []string{"X-Forwarded-For", "203.0.113.80"}
+	for range 5 {
+		if resp, _ := sc.login(t, "bob", "wrong password", school...); resp.StatusCode != 400 {
+			t.Fatalf("bob's typo: %d, want 400", resp.StatusCode)
+		}
+	}
+	if resp, _ := sc.login(t, "bob", testPassword, school...); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("bob after five typos: %d, want 429", resp.StatusCode)
+	}
+	for _, name := range []string{"alice", "carol", "olga"} {
+		if resp, _ := sc.login(t, name, testPassword, school...); resp.StatusCode != http.StatusSeeOther {
+			t.Errorf("%s from the same address: %d, want 303", name, resp.StatusCode)
+		}
 	}
 }
 

@@ -46,6 +46,7 @@ type config struct {
 	HistoryMaxAge     time.Duration
 	HistoryMaxPerRoom int
 	HistoryPrune      time.Duration
+	limitsConfig // connection caps, budgets, timeouts, throttles (limits.go)
 
 	hosts *web.Hosts // parsed AllowedHosts, defaulted for development
 }
@@ -127,7 +128,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	e.Int(&c.SendQueue, "send-queue", "SEND_QUEUE_BYTES", 1<<20, "bytes queued for one slow client before it is disconnected (close 1008)")
 	e.Duration(&c.PingInterval, "ping-interval", "PING_INTERVAL", 25*time.Second, "how often the server pings each client")
 	e.Duration(&c.PongTimeout, "pong-timeout", "PONG_TIMEOUT", 20*time.Second, "a client silent this long after a ping is disconnected")
-	e.Float(&c.RateLimit, "rate-limit", "RATE_LIMIT", 50, "messages per second one connection may send (bursts of twice that); 0 disables the limit")
+	e.Float(&c.RateLimit, "rate-limit", "RATE_LIMIT", 50, "messages per second one connection may send (bursts of twice that); 0 disables the limit, and the account, address and room budgets left at auto")
 	e.Duration(&c.DrainTimeout, "drain-timeout", "DRAIN_TIMEOUT", 10*time.Second, "on SIGTERM, how long to wait for connections to close before cutting them")
 	e.String(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
 	e.String(&c.LogFormat, "log-format", "LOG_FORMAT", "text", "text or json")
@@ -142,9 +143,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	e.Duration(&c.HistoryMaxAge, "history-max-age", "HISTORY_MAX_AGE", 0, "delete stored messages older than this (for example 720h); 0 keeps them")
 	e.Int(&c.HistoryMaxPerRoom, "history-max-per-room", "HISTORY_MAX_PER_ROOM", 0, "keep at most this many messages per room; 0 keeps all")
 	e.Duration(&c.HistoryPrune, "history-prune-interval", "HISTORY_PRUNE_INTERVAL", time.Minute, "how often HISTORY_MAX_AGE and HISTORY_MAX_PER_ROOM are enforced")
-	e.Int(&c.LoginFailures, "login-failures", "LOGIN_FAILURE_LIMIT", 5, "failed logins per client IP, or per username, after which login answers 429 until LOGIN_FAILURE_WINDOW has passed")
+	e.Int(&c.LoginFailures, "login-failures", "LOGIN_FAILURE_LIMIT", 5, "failed logins for one username from one client address, after which those logins answer 429 until LOGIN_FAILURE_WINDOW has passed")
 	e.Duration(&c.LoginWindow, "login-window", "LOGIN_FAILURE_WINDOW", 5*time.Minute, "how long failed logins count, from the first one")
 	e.Bool(&c.TrustProxy, "trust-proxy", "TRUST_PROXY", false, "take the client IP from the last X-Forwarded-For entry (set it behind a reverse proxy such as Caddy)")
+	e.bindLimits(&c.limitsConfig)
 	kind, redisURL, layerErr := layerConfigFromEnv(getenv)
 	if layerErr != nil {
 		e.errs = append(e.errs, layerErr.Error())
@@ -211,6 +213,9 @@ func (c *config) validate() error {
 		return fmt.Errorf("LOGIN_FAILURE_LIMIT must be at least 1")
 	case c.LoginWindow < time.Second:
 		return fmt.Errorf("LOGIN_FAILURE_WINDOW must be at least 1s")
+	}
+	if err := c.limitsConfig.validate(); err != nil {
+		return err
 	}
 	switch c.ChannelLayer {
 	case layerMemory:

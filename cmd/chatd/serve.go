@@ -100,6 +100,7 @@ func closeUnenrolled(ctx context.Context, st chat.Store, getenv func(string) str
 func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	log := cfg.logger(stderr)
 	raiseFileLimit(log)
+	now := clockFrom(ctx) // time.Now, or a test's clock
 
 	hub := ws.NewHub(ws.Config{
 		ReadLimit:      cfg.ReadLimit,
@@ -110,6 +111,15 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		RateLimit:      cfg.RateLimit,
 		HistoryOnJoin:  cfg.HistoryOnJoin,
 		Logger:         log,
+
+		MaxConns:        cfg.maxConns(log),
+		MaxConnsPerIP:   cfg.MaxConnsPerIP,
+		MaxConnsPerUser: cfg.MaxConnsPerUser,
+		UserRateLimit:   cfg.UserRateLimit.or(cfg.RateLimit),
+		IPRateLimit:     cfg.IPRateLimit.or(2 * cfg.RateLimit),
+		RoomRateLimit:   cfg.RoomRateLimit.or(4 * cfg.RateLimit),
+		InvalidFrames:   cfg.InvalidFrames,
+		Now:             now,
 	})
 	st, err := openStore(ctx, cfg.DatabaseURL, cfg.DataDir)
 	if err != nil {
@@ -143,6 +153,14 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		LoginFailures:   cfg.LoginFailures,
 		LoginWindow:     cfg.LoginWindow,
 		TrustProxy:      cfg.TrustProxy,
+
+		LoginUserFailures: cfg.LoginUserFailures,
+		LoginIPFailures:   cfg.LoginIPFailures,
+		SignupLimit:       cfg.signupLimit(),
+		SignupWindow:      cfg.SignupWindow,
+		BodyTimeout:       cfg.BodyTimeout,
+		RequestTimeout:    cfg.RequestTimeout,
+		Now:               now,
 	}, hub)
 	if err != nil {
 		return err

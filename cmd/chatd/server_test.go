@@ -46,12 +46,19 @@ func (s *syncBuffer) String() string {
 // start runs chatd with args and env on 127.0.0.1:0 and stops it at cleanup.
 func start(t *testing.T, args []string, env ...string) *server {
 	t.Helper()
+	return startCtx(t, context.Background(), args, env...)
+}
+
+// startCtx is start with a parent context for run, which may carry a
+// clock for the limits (withClock).
+func startCtx(t *testing.T, parent context.Context, args []string, env ...string) *server {
+	t.Helper()
 	envm := map[string]string{"DATA_DIR": t.TempDir()}
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
 		envm[k] = v
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(parent)
 	pr, pw := io.Pipe()
 	s := &server{cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
 	args = append([]string{"-addr", "127.0.0.1:0", "-rate-limit", "0"}, args...)

@@ -66,6 +66,13 @@ type Server struct {
 // listens, and stops it when the test ends.
 func Start(t testing.TB, args []string, env ...string) *Server {
 	t.Helper()
+	return StartWrapped(t, nil, args, env...)
+}
+
+// StartWrapped is Start with chatd run under a wrapper command, such as
+// prlimit --nofile=256:256 --, which gets chatd's path and args appended.
+func StartWrapped(t testing.TB, wrapper, args []string, env ...string) *Server {
+	t.Helper()
 	bin := Binary(t)
 	hasAddr := false
 	for _, a := range args {
@@ -76,7 +83,8 @@ func Start(t testing.TB, args []string, env ...string) *Server {
 	if !hasAddr {
 		args = append([]string{"-addr", "127.0.0.1:0"}, args...)
 	}
-	cmd := exec.Command(bin, args...)
+	argv := append(append(append([]string{}, wrapper...), bin), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "DATA_DIR=" + t.TempDir()}, env...)
 	s := &Server{Cmd: cmd, exited: make(chan struct{})}
 	cmd.Stderr = lockedWriter{s}
