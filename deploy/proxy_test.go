@@ -5,7 +5,6 @@ package deploy
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatd/chat/internal/redistest"
 	"github.com/chatd/chat/internal/testserver"
 	"github.com/chatd/chat/internal/wstest"
 )
@@ -147,12 +147,4 @@ func connections(t *testing.T, base string) int {
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-}
+func freePort(t *testing.T) string { return redistest.FreePort(t) }

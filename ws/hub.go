@@ -338,9 +338,23 @@ func (h *Hub) chatFrame(m *chat.Message) []byte {
 // deliverUnordered queues frame for every member of r, without seq (history
 // off). r.mu is held, so joins and leaves wait; enqueue never blocks.
 func (h *Hub) deliverUnordered(r *room, frame []byte, proc, origin uint64, flags byte) {
+	h.fanOut(r, 0, frame, proc, origin, flags)
+}
+
+// fanOut queues frame for every member of r that should get it: not the
+// sender if it asked for no echo, only chatd.v1 clients for v1-only frames,
+// and, for a stored message (seq > 0), only members that have not had seq
+// yet. r.mu is held. It allocates nothing.
+func (h *Hub) fanOut(r *room, seq int64, frame []byte, proc, origin uint64, flags byte) {
 	fromHere := proc == h.pid
 	n := 0
 	for _, c := range r.members {
+		if seq > 0 {
+			if c.sent >= seq {
+				continue
+			}
+			c.sent = seq
+		}
 		if fromHere && c.id == origin && !c.echo {
 			continue
 		}

@@ -144,24 +144,7 @@ func (r *room) hold(seq int64, frame []byte) {
 // deliverLocked queues frame for every member that has not had seq yet and
 // records it in the window. r.mu is held.
 func (h *Hub) deliverLocked(r *room, seq int64, frame []byte, proc, origin uint64, flags byte) {
-	fromHere := proc == h.pid
-	n := 0
-	for _, c := range r.members {
-		if c.sent >= seq {
-			continue
-		}
-		c.sent = seq
-		if fromHere && c.id == origin && !c.echo {
-			continue
-		}
-		if flags&flagV1Only != 0 && !c.v1 {
-			continue
-		}
-		if c.enqueue(frame) {
-			n++
-		}
-	}
-	h.delivered.Add(uint64(n))
+	h.fanOut(r, seq, frame, proc, origin, flags)
 	r.win.push(seq, frame)
 	r.next = seq + 1
 }

@@ -46,7 +46,7 @@ type config struct {
 	HistoryMaxAge     time.Duration
 	HistoryMaxPerRoom int
 	HistoryPrune      time.Duration
-	limitsConfig // connection caps, budgets, timeouts, throttles (limits.go)
+	limitsConfig      // connection caps, budgets, timeouts, throttles (limits.go)
 
 	hosts *web.Hosts // parsed AllowedHosts, defaulted for development
 }

@@ -102,20 +102,9 @@ func (s *Server) Signal(sig syscall.Signal) {
 // (e.g. "+OK", ":2").
 func (s *Server) Do(args ...string) string {
 	s.t.Helper()
-	c, err := net.DialTimeout("tcp", s.Addr(), 5*time.Second)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	req := "*" + strconv.Itoa(len(args)) + "\r\n"
-	for _, a := range args {
-		req += "$" + strconv.Itoa(len(a)) + "\r\n" + a + "\r\n"
-	}
-	if _, err := c.Write([]byte(req)); err != nil {
-		s.t.Fatal(err)
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	rd, done := s.send(args...)
+	defer done()
+	line, err := rd.ReadString('\n')
 	if err != nil {
 		s.t.Fatalf("redis %s: %v", strings.Join(args, " "), err)
 	}
@@ -124,6 +113,26 @@ func (s *Server) Do(args ...string) string {
 		s.t.Fatalf("redis %s: %s", strings.Join(args, " "), line)
 	}
 	return line
+}
+
+// send sends one command on a new connection and returns a reader of the
+// reply and a function that closes the connection.
+func (s *Server) send(args ...string) (*bufio.Reader, func()) {
+	s.t.Helper()
+	c, err := net.DialTimeout("tcp", s.Addr(), 5*time.Second)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	req := "*" + strconv.Itoa(len(args)) + "\r\n"
+	for _, a := range args {
+		req += "$" + strconv.Itoa(len(a)) + "\r\n" + a + "\r\n"
+	}
+	if _, err := c.Write([]byte(req)); err != nil {
+		c.Close()
+		s.t.Fatal(err)
+	}
+	return bufio.NewReader(c), func() { c.Close() }
 }
 
 // Ping reports whether a Redis server on 127.0.0.1:port answers PING.
@@ -148,16 +157,8 @@ func (s *Server) String() string { return fmt.Sprintf("redis-server %s", s.Addr(
 // (CLIENT LIST TYPE pubsub).
 func (s *Server) PubsubClients() int {
 	s.t.Helper()
-	c, err := net.DialTimeout("tcp", s.Addr(), 5*time.Second)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write([]byte("*4\r\n$6\r\nCLIENT\r\n$4\r\nLIST\r\n$4\r\nTYPE\r\n$6\r\npubsub\r\n")); err != nil {
-		s.t.Fatal(err)
-	}
-	rd := bufio.NewReader(c)
+	rd, done := s.send("CLIENT", "LIST", "TYPE", "pubsub")
+	defer done()
 	head, err := rd.ReadString('\n')
 	if err != nil || !strings.HasPrefix(head, "$") {
 		s.t.Fatalf("CLIENT LIST: %q %v", head, err)
