@@ -95,6 +95,13 @@ func (w *window) covers(from, next int64) bool {
 	return from >= next || (w.n > 0 && from >= w.first)
 }
 
+// bytesFrom returns the size of the frames with seq >= from.
+func (w *window) bytesFrom(from int64) int {
+	n := 0
+	w.each(from, func(_ int64, f []byte) { n += len(f) })
+	return n
+}
+
 // each calls f for the frames with seq >= from, oldest first.
 func (w *window) each(from int64, f func(seq int64, frame []byte)) {
 	for i := 0; i < w.n; i++ {
@@ -314,7 +321,10 @@ func (h *Hub) admit(r *room, c *Conn) (member, gone bool) {
 		return true, false
 	}
 	from := c.from(r.next)
-	if !r.win.covers(from, r.next) {
+	if !r.win.covers(from, r.next) || r.win.bytesFrom(from) > h.cfg.SendQueueBytes/2 {
+		// Older than the window, or too much to queue at once before the
+		// upgrade (large messages): catchUp serves it at the pace the
+		// client reads.
 		r.pending++
 		c.cursor = from - 1
 		return false, false
@@ -342,20 +352,33 @@ func (h *Hub) catchUp(r *room, c *Conn) {
 	cursor := c.cursor
 	st := h.node.Store()
 	for {
-		r.mu.Lock()
-		if r.win.covers(cursor+1, r.next) {
-			r.win.each(cursor+1, func(seq int64, f []byte) { c.enqueue(f) })
-			c.sent = max(c.sent, r.next-1)
-			r.pending--
-			r.addLocked(c)
-			r.mu.Unlock()
-			return
-		}
-		r.mu.Unlock()
 		if !c.waitDrained() {
 			h.dropPending(r)
 			return
 		}
+		r.mu.Lock()
+		if r.win.covers(cursor+1, r.next) && r.win.bytesFrom(cursor+1) <= h.cfg.SendQueueBytes/2 {
+			r.pending--
+			if c.isClosing() {
+				// OnClose may have run its leave before c was a member.
+				empty := len(r.members) == 0 && r.pending == 0
+				r.mu.Unlock()
+				if empty {
+					h.release(r)
+				}
+				return
+			}
+			r.win.each(cursor+1, func(seq int64, f []byte) { c.enqueue(f) })
+			c.sent = max(cursor, r.next-1)
+			r.addLocked(c)
+			r.mu.Unlock()
+			return
+		}
+		next, first := r.next, r.next
+		if r.win.n > 0 {
+			first = r.win.first
+		}
+		r.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		msgs, err := st.Messages(ctx, r.group, chat.MessageQuery{After: cursor, Limit: fillPage})
 		cancel()
@@ -365,25 +388,24 @@ func (h *Hub) catchUp(r *room, c *Conn) {
 			h.dropPending(r)
 			return
 		}
-		if len(msgs) > 0 && msgs[0].Seq > cursor+1 {
+		switch {
+		case len(msgs) > 0 && msgs[0].Seq > cursor+1:
 			// Retention removed the messages the client asked for.
 			c.enqueue(mustFrame(historyFrame{Type: "history_truncated", After: cursor, First: msgs[0].Seq}))
-		}
-		if len(msgs) == 0 {
-			r.mu.Lock()
-			next := r.next
-			r.mu.Unlock()
-			if cursor+1 < next {
-				// Nothing stored between cursor and the window: removed.
-				c.enqueue(mustFrame(historyFrame{Type: "history_truncated", After: cursor, First: next}))
-				cursor = next - 1
-			}
+		case len(msgs) == 0 && cursor+1 < next:
+			// Nothing stored after cursor, yet the room went on: removed by
+			// retention since it was delivered. Go on from the window.
+			c.enqueue(mustFrame(historyFrame{Type: "history_truncated", After: cursor, First: first}))
+			cursor = first - 1
 		}
 		for _, m := range msgs {
+			if !c.waitDrained() {
+				h.dropPending(r)
+				return
+			}
 			c.enqueue(h.chatFrame(m))
 			cursor = m.Seq
 		}
-		c.sent = cursor // read only by this goroutine until c is a member
 	}
 }
 

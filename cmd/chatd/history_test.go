@@ -224,3 +224,40 @@ func TestRetention(t *testing.T) {
 		t.Errorf("/readyz %d", code.StatusCode)
 	}
 }
+
+// TestResumeLargerThanSendQueue: a resume whose history is many times the
+// client's send queue is served at the pace the client reads, never closed
+// as a slow consumer, and joins the live stream with nothing missing.
+func TestResumeLargerThanSendQueue(t *testing.T) {
+	s := start(t, []string{"-send-queue", "65536"})
+	c := wstest.Dial(t, s.ws("/ws/chat/big/"), wstest.Options{Subprotocol: "chatd.v1", Buffer: 1 << 12})
+	c.NextOfType(t, "hello")
+	big := strings.Repeat("x", 3000)
+	const n = 300 // about 900 KB of frames, 14 times the send queue
+	for i := range n {
+		c.Send(t, map[string]string{"message": fmt.Sprint(i, big), "id": fmt.Sprint(i)})
+		for {
+			if f := c.Next(t); f.Str("type") == "ack" {
+				break
+			}
+		}
+	}
+	head := int64(n)
+	for _, q := range []string{"?after=0", ""} { // a resume, and history on join
+		r := wstest.Dial(t, s.ws("/ws/chat/big/"+q), wstest.Options{Buffer: 1 << 12})
+		first := int64(1)
+		if q == "" {
+			first = head - 49 // HISTORY_ON_JOIN's 50
+		}
+		for seq := first; seq <= head; seq++ {
+			if f := r.Next(t); f.Int("seq") != seq {
+				t.Fatalf("%q: frame seq %d, want %d", q, f.Int("seq"), seq)
+			}
+		}
+		c.Send(t, map[string]string{"message": "live " + q})
+		head++
+		if f := expectMessage(t, r, "live "+q); f.Int("seq") != head {
+			t.Errorf("live frame %v, want seq %d", f, head)
+		}
+	}
+}
