@@ -35,8 +35,9 @@ func TestCaddyfileInFrontOfTwoReplicas(t *testing.T) {
 	}
 	var replicas []*testserver.Server
 	var upstreams []string
+	data := t.TempDir() // the replicas share one database, as in compose (PostgreSQL there)
 	for range 2 {
-		s := testserver.Start(t, nil, "CHANNEL_LAYER=redis", "REDIS_URL="+redisURL, "ALLOWED_HOSTS=127.0.0.1")
+		s := testserver.Start(t, nil, "CHANNEL_LAYER=redis", "REDIS_URL="+redisURL, "ALLOWED_HOSTS=127.0.0.1", "DATA_DIR="+data)
 		replicas = append(replicas, s)
 		upstreams = append(upstreams, s.Addr)
 	}
