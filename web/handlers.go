@@ -129,7 +129,7 @@ func guest() *chat.User {
 
 // handleHealth is the liveness check: 200 while the process serves.
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	s.writeHealth(w, http.StatusOK)
+	s.writeHealth(w, r, http.StatusOK)
 }
 
 // handleReady is the readiness check: 503 while the channel layer is down
@@ -139,23 +139,28 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	if s.hub.LayerErr() != nil || s.hub.Closing() {
 		status = http.StatusServiceUnavailable
 	}
-	s.writeHealth(w, status)
+	s.writeHealth(w, r, status)
 }
 
-func (s *Server) writeHealth(w http.ResponseWriter, status int) {
-	st := s.hub.Stats()
-	body := map[string]any{
-		"status":      "ok",
-		"layer":       "ok",
-		"connections": st.Connections,
-		"rooms":       st.Rooms,
-		"version":     s.cfg.Version,
-	}
-	if err := s.hub.LayerErr(); err != nil {
-		body["status"], body["layer"] = "degraded", err.Error()
+// writeHealth answers a health check: {"status": "ok" | "degraded" |
+// "draining"} for everyone, and the counts, the version and the layer's
+// state (whose error names the Redis address) only where an operator
+// asks (healthDetails).
+func (s *Server) writeHealth(w http.ResponseWriter, r *http.Request, status int) {
+	body := map[string]any{"status": "ok"}
+	layerErr := s.hub.LayerErr()
+	if layerErr != nil {
+		body["status"] = "degraded"
 	}
 	if s.hub.Closing() {
 		body["status"] = "draining"
+	}
+	if s.healthDetails(r) {
+		st := s.hub.Stats()
+		body["layer"], body["connections"], body["rooms"], body["version"] = "ok", st.Connections, st.Rooms, s.cfg.Version
+		if layerErr != nil {
+			body["layer"] = layerErr.Error()
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

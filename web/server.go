@@ -54,6 +54,12 @@ type Config struct {
 	// X-Forwarded-For entry (set by a reverse proxy such as Caddy) instead
 	// of the connection's address (TRUST_PROXY).
 	TrustProxy bool
+	// HealthDetails shows every client of /healthz and /readyz the counts,
+	// the version and the channel layer's error (which names the Redis
+	// address). Without it only requests from the loopback interface that
+	// came through no proxy see them; others get the status alone
+	// (HEALTH_DETAILS). Status codes are the same either way.
+	HealthDetails bool
 }
 
 func (c *Config) setDefaults() {

@@ -33,6 +33,8 @@ type config struct {
 	DatabaseURL  string
 	Layer        layerSettings
 
+	HealthDetails bool
+
 	SessionTTL     time.Duration
 	AllowSignup    bool
 	AllowAnonymous bool
@@ -133,6 +135,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	e.Int(&c.LoginFailures, "login-failures", "LOGIN_FAILURE_LIMIT", 5, "failed logins per client IP, or per username, after which login answers 429 until LOGIN_FAILURE_WINDOW has passed")
 	e.Duration(&c.LoginWindow, "login-window", "LOGIN_FAILURE_WINDOW", 5*time.Minute, "how long failed logins count, from the first one")
 	e.Bool(&c.TrustProxy, "trust-proxy", "TRUST_PROXY", false, "take the client IP from the last X-Forwarded-For entry (set it behind a reverse proxy such as Caddy)")
+	e.Bool(&c.HealthDetails, "health-details", "HEALTH_DETAILS", false, "show connection counts, version and the channel layer's error on /healthz and /readyz to every client; otherwise only to requests from the loopback interface that carry no proxy header (status codes are the same either way)")
 	e.layerFlags(&c.Layer)
 	fs.Usage = func() { usage(fs, stderr) }
 	if err := e.parse(args, 0); err != nil {

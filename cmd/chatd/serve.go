@@ -154,6 +154,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		RateLimit:      cfg.RateLimit,
 		Logger:         log,
 	})
+	if cfg.production() && cfg.hosts.AllowsAny() {
+		log.Warn("ALLOWED_HOSTS contains '*' in production: the Host and Origin checks are OFF. " +
+			"Any web site can open WebSockets to this server with its visitors' cookies (cross-site WebSocket hijacking), " +
+			"and the server answers under any name (DNS rebinding). List the site's names in ALLOWED_HOSTS instead.")
+	}
 	st, err := openStore(ctx, cfg.DatabaseURL, cfg.DataDir)
 	if err != nil {
 		return err
@@ -190,6 +195,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		LoginFailures:   cfg.LoginFailures,
 		LoginWindow:     cfg.LoginWindow,
 		TrustProxy:      cfg.TrustProxy,
+		HealthDetails:   cfg.HealthDetails,
 	}, hub)
 	if err != nil {
 		return err
