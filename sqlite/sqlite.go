@@ -72,6 +72,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := s.rekeyUsernames(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	// The readers are opened after the migrations so that the file is already
 	// in WAL mode; query_only makes a stray write through them fail loudly.
 	rdb, err := sql.Open("sqlite", path+"?_pragma=busy_timeout("+ms+")&_pragma=foreign_keys(1)&_pragma=query_only(1)")

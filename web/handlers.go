@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -75,7 +76,7 @@ func (s *Server) handlePublicSocket(w http.ResponseWriter, r *http.Request) {
 			s.rejectAnonymous(w, r)
 			return
 		}
-		opts.User = guest()
+		opts.User = s.guest(r.Context())
 	}
 	s.hub.Accept(w, r, opts)
 }
@@ -119,11 +120,30 @@ func parseEcho(r *http.Request) (*bool, bool) {
 	return &v, true
 }
 
-// guest returns a new anonymous user.
-func guest() *chat.User {
+// guestName returns a random guest name: "guest-" and six hex digits.
+func guestName() string {
 	var b [3]byte
 	_, _ = rand.Read(b[:])
-	name := "guest-" + hex.EncodeToString(b[:])
+	return "guest-" + hex.EncodeToString(b[:])
+}
+
+// guest returns a new anonymous user. No account can be named like a guest:
+// chat.ValidateUsername reserves such names, and a name an account of an
+// older chatd holds (or imitates) is skipped here, so a guest's page never
+// shows someone else's messages as "Me". If the store cannot be asked, the
+// name is used: only such an old account could clash with it.
+func (s *Server) guest(ctx context.Context) *chat.User {
+	var name string
+	for range 8 {
+		name = s.guestName()
+		_, err := s.store.UserByUsername(ctx, name)
+		if chat.ErrorCode(err) == chat.ENOTFOUND {
+			break
+		} else if err != nil {
+			s.log.Debug("web: guest name not checked", "err", err)
+			break
+		}
+	}
 	return &chat.User{Username: name, DisplayName: name}
 }
 

@@ -96,6 +96,8 @@ type Server struct {
 	csrf     *http.CrossOriginProtection
 	pages    map[string]*template.Template
 	mux      *http.ServeMux
+
+	guestName func() string // guestName; tests replace it
 }
 
 // NewServer returns chatd's HTTP handler.
@@ -113,6 +115,8 @@ func NewServer(cfg Config, hub *ws.Hub) (*Server, error) {
 		csrf:     http.NewCrossOriginProtection(),
 		pages:    make(map[string]*template.Template),
 		mux:      http.NewServeMux(),
+
+		guestName: guestName,
 	}
 	s.csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("web: cross-origin request refused", "method", r.Method, "path", r.URL.Path,

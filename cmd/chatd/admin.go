@@ -34,7 +34,9 @@ var adminHelp = map[string]adminCommand{
 		detail: "The password is read from standard input (one line) with --password-stdin,\n" +
 			"otherwise from the CHATD_PASSWORD environment variable; it is never a flag,\n" +
 			"so it does not show in ps or the shell history. Usernames are 1-150 letters,\n" +
-			"digits and @ . + - _, unique regardless of case.",
+			"digits and @ . + - _ of one script, unique regardless of case, width and\n" +
+			"look-alike letters; guests' names (guest-...), me, you, someone, anonymous,\n" +
+			"system and chatd are reserved (docs/accounts.md).",
 	},
 	"setpassword": {
 		args:    "[--password-stdin] USERNAME",
@@ -293,8 +295,8 @@ func (a *adminEnv) createUser(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	u := &chat.User{Username: pos[0], DisplayName: strings.TrimSpace(*display), IsAdmin: *admin}
-	if err := chat.ValidateUsername(u.Username); err != nil {
+	u := &chat.User{Username: chat.NormalizeUsername(pos[0]), DisplayName: strings.TrimSpace(*display), IsAdmin: *admin}
+	if err := chat.CheckNewUsername(ctx, a.store, u.Username, false); err != nil {
 		return err
 	}
 	if err := chat.ValidateDisplayName(u.DisplayName); err != nil {
@@ -310,7 +312,7 @@ func (a *adminEnv) createUser(ctx context.Context, args []string) error {
 	}
 	if err := a.store.CreateUser(ctx, u, hash); err != nil {
 		if chat.ErrorCode(err) == chat.ECONFLICT {
-			return chat.Errorf(chat.ECONFLICT, "a user named %q already exists (usernames ignore case)", u.Username)
+			return chat.Errorf(chat.ECONFLICT, "a user named %q, or one too like it, already exists (usernames ignore case, width and look-alike letters; see chatd listusers)", u.Username)
 		}
 		return err
 	}
