@@ -175,7 +175,7 @@ func (a *adminEnv) newFlagSet(name string) *flag.FlagSet {
 	e.storeFlags(&a.databaseURL, &a.dataDir)
 	if name == "unenroll" {
 		a.layer = &layerSettings{}
-		e.layerFlags(a.layer)
+		e.layerFlags(a.layer, prefixFromDatabase)
 	}
 	return fs
 }

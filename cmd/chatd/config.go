@@ -117,7 +117,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		defAddr = host + ":" + port
 	}
 	e.String(&c.Addr, "addr", "ADDR", defAddr, "address to listen on; PORT alone means 127.0.0.1:PORT in development and 0.0.0.0:PORT in production")
-	e.String(&c.AllowedHosts, "allowed-hosts", "ALLOWED_HOSTS", "", "comma-separated hosts and origins allowed, as in Django: '*', 'example.com', '.example.com', 'https://example.com'; empty in development means localhost only")
+	e.String(&c.AllowedHosts, "allowed-hosts", "ALLOWED_HOSTS", "", "comma-separated hosts and origins allowed, as in Django: '*', 'example.com', '.example.com', 'https://example.com'; empty in development means localhost only; '*' turns the Host and Origin checks off (a warning at start in production)")
 	e.Bool(&c.Echo, "echo", "ECHO", true, "send each message back to its sender too (a connection may override with ?echo=0)")
 	e.Int(&c.ReadLimit, "read-limit", "READ_LIMIT", 64<<10, "largest WebSocket frame a client may send, in bytes (close 1009 above it)")
 	e.Int(&c.SendQueue, "send-queue", "SEND_QUEUE_BYTES", 1<<20, "bytes queued for one slow client before it is disconnected (close 1008)")
@@ -136,7 +136,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	e.Duration(&c.LoginWindow, "login-window", "LOGIN_FAILURE_WINDOW", 5*time.Minute, "how long failed logins count, from the first one")
 	e.Bool(&c.TrustProxy, "trust-proxy", "TRUST_PROXY", false, "take the client IP from the last X-Forwarded-For entry (set it behind a reverse proxy such as Caddy)")
 	e.Bool(&c.HealthDetails, "health-details", "HEALTH_DETAILS", false, "show connection counts, version and the channel layer's error on /healthz and /readyz to every client; otherwise only to requests from the loopback interface that carry no proxy header (status codes are the same either way)")
-	e.layerFlags(&c.Layer)
+	e.layerFlags(&c.Layer, prefixFromDatabase)
 	fs.Usage = func() { usage(fs, stderr) }
 	if err := e.parse(args, 0); err != nil {
 		return nil, err
@@ -206,13 +206,18 @@ type layerSettings struct {
 	urlErr error // a bad REDIS_URL, IP_REDIS or PORT_REDIS, unless -redis-url replaces it
 }
 
-// layerFlags binds -channel-layer, -redis-url and -channel-prefix.
-func (e *envFlags) layerFlags(l *layerSettings) {
+// prefixFromDatabase describes CHANNEL_PREFIX's default for the commands
+// that derive it from the database (serve, unenroll).
+const prefixFromDatabase = "chatd:<first 12 characters of the database's deployment id>:, the same for every process on one database"
+
+// layerFlags binds -channel-layer, -redis-url and -channel-prefix, whose
+// default is described by prefixDefault.
+func (e *envFlags) layerFlags(l *layerSettings, prefixDefault string) {
 	kind, redisURL, urlErr := layerEnv(e.getenv)
 	l.urlErr = urlErr
 	e.fs.StringVar(&l.Kind, "channel-layer", kind, "memory (one process) or redis (many processes) (CHANNEL_LAYER)")
 	e.fs.StringVar(&l.RedisURL, "redis-url", redisURL, "Redis address for the redis layer, redis://host:port/db (REDIS_URL, or IP_REDIS and PORT_REDIS)")
-	e.String(&l.Prefix, "channel-prefix", "CHANNEL_PREFIX", "", "prefix of the redis layer's channels, so that deployments sharing one Redis never see each other's rooms; default chatd:<first 12 characters of the database's deployment id>:, the same for every process on one database")
+	e.String(&l.Prefix, "channel-prefix", "CHANNEL_PREFIX", "", "prefix of the redis layer's channels, so that deployments sharing one Redis never see each other's rooms; default "+prefixDefault)
 }
 
 // validate checks the settings after fs has parsed the command line.

@@ -20,7 +20,7 @@ import (
 func parseLayer(args []string, env map[string]string) (layerSettings, error) {
 	e := commandFlags("layer check", "chatd layer check", "", func(k string) string { return env[k] }, io.Discard)
 	var l layerSettings
-	e.layerFlags(&l)
+	e.layerFlags(&l, prefixFromDatabase)
 	if err := e.parse(args, 0); err != nil {
 		return l, err
 	}

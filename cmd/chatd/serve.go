@@ -93,7 +93,7 @@ func layerCheckCommand(ctx context.Context, args []string, getenv func(string) s
 		"Send a message through the configured channel layer and back, as the Channels\n"+
 			"tutorial's shell check does, and print each step.", getenv, stderr)
 	var l layerSettings
-	e.layerFlags(&l)
+	e.layerFlags(&l, "chatd: (the check uses a random group)")
 	if err := e.parse(args, 0); err != nil {
 		return err
 	}
