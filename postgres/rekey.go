@@ -26,7 +26,7 @@ func (s *Store) rekeyUsernames(ctx context.Context) error {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))`, migrationLock); err != nil {
 		return fmt.Errorf("postgres: rekey usernames: lock: %w", err)
 	}
-	rows, err := tx.Query(ctx, `SELECT id, username, username_key FROM users`)
+	rows, err := tx.Query(ctx, `SELECT id, username, username_key FROM users ORDER BY id`)
 	if err != nil {
 		return fmt.Errorf("postgres: rekey usernames: %w", err)
 	}

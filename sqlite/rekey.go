@@ -21,7 +21,7 @@ func (s *Store) rekeyUsernames(ctx context.Context) error {
 		return fmt.Errorf("sqlite: rekey usernames: %w", err)
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT id, username, username_key FROM users`)
+	rows, err := tx.QueryContext(ctx, `SELECT id, username, username_key FROM users ORDER BY id`)
 	if err != nil {
 		return fmt.Errorf("sqlite: rekey usernames: %w", err)
 	}
