@@ -1,6 +1,10 @@
 // Package chat holds chatd's domain types and the interfaces that the rest of
-// the program implements: the channel layer (memory, redis) and, later, the
-// store (sqlite, postgres). It depends on the standard library only.
+// the program implements: the channel layer (memory, redis) and the store
+// (sqlite, postgres). It depends on the standard library, and for the
+// username rules (username.go) on golang.org/x/text (RFC 8265 PRECIS) and
+// github.com/mtibben/confusables (the UTS #39 skeleton): who is who must be
+// decided by one function that every store and handler calls, and that
+// function is the domain's.
 //
 // The layout follows the "standard package layout": this root package says
 // what the program is about; each technology lives in its own subpackage

@@ -294,61 +294,16 @@ type Revocation struct {
 	Time      time.Time
 }
 
-// ValidateUsername returns an EINVALID *Error unless name is a valid
-// username: 1 to MaxUsernameLen characters, each a letter, a digit or one of
-// "@.+-_" (Django's rule), and not made only of dots, so that a username in a
-// URL path can never read as "." or "..".
-func ValidateUsername(name string) error {
-	n := utf8.RuneCountInString(name)
-	switch {
-	case !utf8.ValidString(name):
-		return Errorf(EINVALID, "username is not valid UTF-8")
-	case n == 0:
-		return Errorf(EINVALID, "username is required")
-	case n > MaxUsernameLen:
-		return Errorf(EINVALID, "username is longer than %d characters", MaxUsernameLen)
-	case strings.Trim(name, ".") == "":
-		return Errorf(EINVALID, "username cannot be only dots")
-	}
-	for _, r := range name {
-		switch {
-		case strings.ContainsRune("@.+-_", r):
-		case unicode.IsLetter(r), unicode.IsDigit(r):
-		default:
-			return Errorf(EINVALID, "username %q may contain only letters, digits and @ . + - _", name)
-		}
-	}
-	return nil
-}
-
-// UsernameKey returns the case-folded form of a username under which it is
-// unique: two usernames name the same account when their keys are equal.
-// Every rune is replaced by the lower case of the smallest rune in its Unicode
-// simple case folding orbit, so "ALICE" and "alice" share a key, and so do
-// runes that folding treats as equal, such as the Kelvin sign and "k" or the
-// long "ſ" and "s".
-func UsernameKey(name string) string {
-	var b strings.Builder
-	b.Grow(len(name))
-	for _, r := range name {
-		m := r
-		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
-			m = min(m, f)
-		}
-		b.WriteRune(unicode.ToLower(m))
-	}
-	return b.String()
-}
-
 // ValidateDisplayName returns an EINVALID *Error unless name is valid UTF-8
-// without control characters and at most MaxDisplayNameLen characters long.
+// without control characters or direction overrides (IsBidiControl) and at
+// most MaxDisplayNameLen characters long.
 // An empty display name is allowed: show the username instead.
 func ValidateDisplayName(name string) error {
 	return validateText("display name", name, 0, MaxDisplayNameLen)
 }
 
 // ValidateCourseTitle returns an EINVALID *Error unless title is valid UTF-8
-// without control characters, 1 to MaxCourseTitleLen characters long and not
+// without control characters or direction overrides, 1 to MaxCourseTitleLen characters long and not
 // only spaces.
 func ValidateCourseTitle(title string) error {
 	if strings.TrimSpace(title) == "" {
@@ -370,6 +325,9 @@ func validateText(what, s string, minLen, maxLen int) error {
 	}
 	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
 		return Errorf(EINVALID, "%s contains control characters", what)
+	}
+	if strings.IndexFunc(s, IsBidiControl) >= 0 {
+		return Errorf(EINVALID, "%s contains a direction override (U+202A-U+202E, U+2066-U+2069), which could reorder the text around it", what)
 	}
 	return nil
 }

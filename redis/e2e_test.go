@@ -13,7 +13,6 @@ import (
 
 	"github.com/chatd/chat/internal/testserver"
 	"github.com/chatd/chat/internal/wstest"
-	"github.com/chatd/chat/redis"
 )
 
 // TestMultiProcess runs three real chatd processes on one Redis and talks to
@@ -34,11 +33,15 @@ func TestMultiProcess(t *testing.T) {
 	suffix := randHex(t)
 	roomA, roomB := "e2e-a-"+suffix, "e2e-b-"+suffix
 
+	// One deployment: the processes share a database (and so would share
+	// the default channel prefix); an explicit prefix of the test's own
+	// keeps the subscriber counts below exact on a shared Redis.
+	prefix := "chatd-e2e-" + suffix + ":"
+	data := t.TempDir()
 	var servers []*testserver.Server
-	shared := "DATA_DIR=" + t.TempDir() // one deployment: one database
 	for range procs {
-		servers = append(servers, testserver.Start(t, nil, shared,
-			"CHANNEL_LAYER=redis", "REDIS_URL="+redisURL,
+		servers = append(servers, testserver.Start(t, nil,
+			"CHANNEL_LAYER=redis", "REDIS_URL="+redisURL, "DATA_DIR="+data, "CHANNEL_PREFIX="+prefix,
 			"RATE_LIMIT=0")) // the senders below send as fast as they can
 	}
 	for i, s := range servers {
@@ -83,7 +86,7 @@ func TestMultiProcess(t *testing.T) {
 	// One subscription per room per process, however many clients: Redis
 	// lists each room's channel with one subscriber per process.
 	if u, err := url.Parse(redisURL); err == nil && u.User == nil && u.Scheme == "redis" {
-		chans := []string{redis.DefaultPrefix + "chat:" + roomA, redis.DefaultPrefix + "chat:" + roomB}
+		chans := []string{prefix + "chat:" + roomA, prefix + "chat:" + roomB}
 		if n := numsub(t, u.Host, chans...); n[0] != procs || n[1] != procs {
 			t.Errorf("Redis lists %v subscribers of rooms A and B, want %d each (one per process)", n, procs)
 		}
@@ -207,10 +210,10 @@ func TestMultiProcessRedisRestart(t *testing.T) {
 
 func testRedisRestart(t *testing.T, history string) {
 	srv := startRedis(t)
+	data := t.TempDir() // one deployment: one database, so one channel prefix
 	var servers []*testserver.Server
-	shared := "DATA_DIR=" + t.TempDir() // one deployment: one database
 	for range 2 {
-		servers = append(servers, testserver.Start(t, nil, shared, "CHANNEL_LAYER=redis", "REDIS_URL="+srv.url(), "HISTORY="+history))
+		servers = append(servers, testserver.Start(t, nil, "CHANNEL_LAYER=redis", "REDIS_URL="+srv.url(), "DATA_DIR="+data, "HISTORY="+history))
 	}
 	room := "e2e-restart-" + randHex(t)
 	dial := func(s *testserver.Server) *wstest.Client {

@@ -49,6 +49,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("sqlite: database path %q must be a plain file name (no '?', '#' or file: prefix)", path)
 	}
+	if err := createPrivate(path); err != nil {
+		return nil, err
+	}
 	ms := fmt.Sprint(busyTimeout.Milliseconds())
 	db, err := sql.Open("sqlite", path+"?_txlock=immediate"+
 		"&_pragma=busy_timeout("+ms+")&_pragma=foreign_keys(1)"+
@@ -66,6 +69,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	if err := s.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.rekeyUsernames(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}

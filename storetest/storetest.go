@@ -235,7 +235,7 @@ func testCreateUserInvalid(t *testing.T, s chat.Store) {
 func testUsernameUnique(t *testing.T, s chat.Store) {
 	ctx := t.Context()
 	first := mustUser(t, s, "Kate")
-	for _, name := range []string{"Kate", "kate", "KATE", "\u212Aate"} { // U+212A is the Kelvin sign
+	for _, name := range []string{"Kate", "kate", "KATE", "kAtE"} {
 		u := &chat.User{Username: name}
 		err := s.CreateUser(ctx, u, hash)
 		wantCode(t, err, chat.ECONFLICT, "CreateUser("+name+")")
@@ -249,9 +249,15 @@ func testUsernameUnique(t *testing.T, s chat.Store) {
 	}
 	sameUser(t, "UserByUsername", got, first) // spelling kept as first given
 	mustUser(t, s, "Kate2")                   // a different name is fine
+	// Look-alikes are the same name (chat.UsernameKey): digit zero for o.
+	bob := mustUser(t, s, "bob")
+	wantCode(t, s.CreateUser(ctx, &chat.User{Username: "B0B"}, hash), chat.ECONFLICT, "CreateUser(B0B)")
+	if got, err := s.UserByUsername(ctx, "b0b"); err != nil || got.ID != bob.ID {
+		t.Fatalf("UserByUsername(b0b) = %v, %v; want bob", got, err)
+	}
 	users, _ := s.ListUsers(ctx)
-	if usernames(users) != "Kate,Kate2" {
-		t.Fatalf("ListUsers = %s, want Kate,Kate2", usernames(users))
+	if usernames(users) != "bob,Kate,Kate2" {
+		t.Fatalf("ListUsers = %s, want bob,Kate,Kate2", usernames(users))
 	}
 }
 

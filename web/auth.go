@@ -318,15 +318,24 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := r.PostForm
-	u := &chat.User{Username: strings.TrimSpace(f.Get("username")), DisplayName: strings.TrimSpace(f.Get("display_name"))}
+	u := &chat.User{Username: chat.NormalizeUsername(strings.TrimSpace(f.Get("username"))), DisplayName: strings.TrimSpace(f.Get("display_name"))}
 	pw, pw2 := f.Get("password"), f.Get("password2")
 	data := map[string]any{"Username": u.Username, "DisplayName": u.DisplayName, "Next": safeNext(f.Get("next"), "")}
 	fail := func(status int, msg string) {
 		data["Error"] = msg
 		s.render(w, r, status, "signup.html", data)
 	}
-	if err := chat.ValidateUsername(u.Username); err != nil {
+	switch err := chat.CheckNewUsername(r.Context(), s.store, u.Username, true); chat.ErrorCode(err) {
+	case "":
+	case chat.EINVALID:
 		fail(http.StatusBadRequest, chat.ErrorMessage(err)+".")
+		return
+	case chat.ECONFLICT:
+		fail(http.StatusConflict, "That username is taken, or too like an existing one ("+chat.ErrorMessage(err)+"). Choose another one.")
+		return
+	default:
+		s.log.Error("web: check username", "err", err)
+		s.unavailable(w, r)
 		return
 	}
 	if err := chat.ValidateDisplayName(u.DisplayName); err != nil {
@@ -356,7 +365,7 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 	switch chat.ErrorCode(err) {
 	case "":
 	case chat.ECONFLICT:
-		fail(http.StatusConflict, "That username is taken. Choose another one.")
+		fail(http.StatusConflict, "That username is taken, or too like an existing one (usernames ignore case, width and look-alike letters). Choose another one.")
 		return
 	case chat.EINVALID:
 		fail(http.StatusBadRequest, chat.ErrorMessage(err))

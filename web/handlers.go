@@ -77,7 +77,7 @@ func (s *Server) handlePublicSocket(w http.ResponseWriter, r *http.Request) {
 			s.rejectAnonymous(w, r)
 			return
 		}
-		opts.User = guestFromCookie(r)
+		opts.User = s.guest(r)
 	}
 	s.hub.Accept(w, r, opts)
 }
@@ -158,42 +158,24 @@ const GuestCookie = "chatd_guest"
 // guestTokenBytes is the size of a guest token.
 const guestTokenBytes = 24
 
-// guestFromCookie returns the guest of r's guest cookie, or a new guest
-// with a name of its own when there is none (a client that is not a
-// browser, or one that refuses cookies).
-func guestFromCookie(r *http.Request) *chat.User {
-	if c, err := r.Cookie(GuestCookie); err == nil {
-		if name, ok := guestName(c.Value); ok {
-			return &chat.User{Username: name, DisplayName: name}
-		}
+// guestToken returns the token of r's guest cookie, or nil.
+func guestToken(r *http.Request) []byte {
+	c, err := r.Cookie(GuestCookie)
+	if err != nil {
+		return nil
 	}
-	return guest()
-}
-
-// guestName derives a guest's name from its token: "guest-" and 10 hex
-// digits of the token's SHA-256. Only the holder of the token has the name:
-// finding another token with the same 40 bits takes about 2^40 hashes.
-// Names of accounts can never start with "guest-" (see chat.ValidateUsername
-// and sign-up), so no account can speak as a guest.
-func guestName(token string) (string, bool) {
-	b, err := base64.RawURLEncoding.DecodeString(token)
+	b, err := base64.RawURLEncoding.DecodeString(c.Value)
 	if err != nil || len(b) != guestTokenBytes {
-		return "", false
+		return nil
 	}
-	sum := sha256.Sum256(b)
-	return "guest-" + hex.EncodeToString(sum[:5]), true
+	return b
 }
 
 // ensureGuestCookie gives an anonymous visitor of a room page a guest
 // token (HttpOnly, a year), unless it has one.
 func (s *Server) ensureGuestCookie(w http.ResponseWriter, r *http.Request) {
-	if chat.UserFromContext(r.Context()) != nil {
+	if chat.UserFromContext(r.Context()) != nil || guestToken(r) != nil {
 		return
-	}
-	if c, err := r.Cookie(GuestCookie); err == nil {
-		if _, ok := guestName(c.Value); ok {
-			return
-		}
 	}
 	b := make([]byte, guestTokenBytes)
 	_, _ = rand.Read(b)
@@ -208,50 +190,88 @@ func (s *Server) ensureGuestCookie(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// guest returns a new anonymous user with a random name, for a socket
-// without a guest cookie.
-func guest() *chat.User {
-	b := make([]byte, guestTokenBytes)
-	_, _ = rand.Read(b)
-	name, _ := guestName(base64.RawURLEncoding.EncodeToString(b))
+// guestName derives a guest's name from its token and an attempt number:
+// "guest-" and 10 hex digits of SHA-256(token, attempt). Only the holder of
+// the token has the name (another token with the same 40 bits takes about
+// 2^40 hashes), and the same token always gives the same names in the same
+// order, so a guest keeps its name.
+func guestName(token []byte, attempt int) string {
+	h := sha256.New()
+	h.Write(token)
+	h.Write([]byte{byte(attempt)})
+	return "guest-" + hex.EncodeToString(h.Sum(nil)[:5])
+}
+
+// guest returns the anonymous user of r: named from its guest cookie, or
+// from a random token when it has none (a client that is not a browser, or
+// refuses cookies), which then gets a new name on every connection. No
+// account can be named like a guest: chat.ValidateUsername reserves such
+// names, and a name an account of an older chatd holds (or imitates) is
+// skipped here – the next attempt's name is used – so a guest's page never
+// shows someone else's messages as "Me". If the store cannot be asked, the
+// name is used: only such an old account could clash with it.
+func (s *Server) guest(r *http.Request) *chat.User {
+	token := guestToken(r)
+	if token == nil {
+		token = make([]byte, guestTokenBytes)
+		_, _ = rand.Read(token)
+	}
+	var name string
+	for attempt := range 8 {
+		name = s.guestName(token, attempt)
+		_, err := s.store.UserByUsername(r.Context(), name)
+		if chat.ErrorCode(err) == chat.ENOTFOUND || chat.ErrorCode(err) == chat.EINVALID {
+			break
+		} else if err != nil {
+			s.log.Debug("web: guest name not checked", "err", err)
+			break
+		}
+	}
 	return &chat.User{Username: name, DisplayName: name}
 }
 
 // handleHealth is the liveness check: 200 while the process serves.
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	s.writeHealth(w, http.StatusOK)
+	s.writeHealth(w, r, http.StatusOK)
 }
 
-// handleReady is the readiness check: 503 while the channel layer is down
-// or the server is draining, so a load balancer sends no new clients.
+// handleReady is the readiness check: 503 while the channel layer or the
+// store is down, the layer's subscription keeps dropping, or the server is
+// draining, so a load balancer sends no new clients.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	status := http.StatusOK
 	if s.hub.LayerErr() != nil || s.hub.Closing() || s.hub.Node().Err() != nil || s.hub.LayerFlapping() != nil {
 		status = http.StatusServiceUnavailable
 	}
-	s.writeHealth(w, status)
+	s.writeHealth(w, r, status)
 }
 
-func (s *Server) writeHealth(w http.ResponseWriter, status int) {
-	st := s.hub.Stats()
-	body := map[string]any{
-		"status":      "ok",
-		"layer":       "ok",
-		"connections": st.Connections,
-		"rooms":       st.Rooms,
-		"version":     s.cfg.Version,
+// writeHealth answers a health check: {"status": "ok" | "degraded" |
+// "draining"} for everyone, and the counts, the version and the layer's
+// state (whose error names the Redis address) only where an operator
+// asks (healthDetails).
+func (s *Server) writeHealth(w http.ResponseWriter, r *http.Request, status int) {
+	body := map[string]any{"status": "ok"}
+	layerErr := s.hub.LayerErr()
+	if layerErr == nil {
+		layerErr = s.hub.LayerFlapping()
 	}
-	if err := s.hub.LayerErr(); err != nil {
-		body["status"], body["layer"] = "degraded", err.Error()
-	} else if err := s.hub.LayerFlapping(); err != nil {
-		body["status"], body["layer"] = "degraded", err.Error()
-	}
-	body["store"] = "ok"
-	if err := s.hub.Node().Err(); err != nil {
-		body["status"], body["store"] = "degraded", "unavailable: "+err.Error()
+	storeErr := s.hub.Node().Err()
+	if layerErr != nil || storeErr != nil {
+		body["status"] = "degraded"
 	}
 	if s.hub.Closing() {
 		body["status"] = "draining"
+	}
+	if s.healthDetails(r) {
+		st := s.hub.Stats()
+		body["layer"], body["store"], body["connections"], body["rooms"], body["version"] = "ok", "ok", st.Connections, st.Rooms, s.cfg.Version
+		if layerErr != nil {
+			body["layer"] = layerErr.Error()
+		}
+		if storeErr != nil {
+			body["store"] = "unavailable: " + storeErr.Error()
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

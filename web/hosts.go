@@ -55,6 +55,17 @@ func DevelopmentHosts() *Hosts {
 // Empty reports whether no pattern was given.
 func (h *Hosts) Empty() bool { return len(h.patterns) == 0 }
 
+// AllowsAny reports whether the list contains "*", which turns the Host and
+// Origin checks off.
+func (h *Hosts) AllowsAny() bool {
+	for _, p := range h.patterns {
+		if p.any {
+			return true
+		}
+	}
+	return false
+}
+
 func parsePattern(raw string) (hostPattern, error) {
 	if raw == "*" {
 		return hostPattern{any: true}, nil

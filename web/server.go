@@ -73,6 +73,12 @@ type Config struct {
 	// X-Forwarded-For entry (set by a reverse proxy such as Caddy) instead
 	// of the connection's address (TRUST_PROXY).
 	TrustProxy bool
+	// HealthDetails shows every client of /healthz and /readyz the counts,
+	// the version and the channel layer's error (which names the Redis
+	// address). Without it only requests from the loopback interface that
+	// came through no proxy see them; others get the status alone
+	// (HEALTH_DETAILS). Status codes are the same either way.
+	HealthDetails bool
 }
 
 func (c *Config) setDefaults() {
@@ -134,6 +140,8 @@ type Server struct {
 	signupSlots chan struct{}
 	pages       map[string]*template.Template
 	mux         *http.ServeMux
+
+	guestName func(token []byte, attempt int) string // guestName; tests replace it
 }
 
 // NewServer returns chatd's HTTP handler.
@@ -154,6 +162,7 @@ func NewServer(cfg Config, hub *ws.Hub) (*Server, error) {
 
 		signups:     budget.PerWindow(cfg.SignupLimit, cfg.SignupWindow, 0),
 		signupSlots: newSignupSlots(),
+		guestName:   guestName,
 	}
 	s.csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("web: cross-origin request refused", "method", r.Method, "path", r.URL.Path,

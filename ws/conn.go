@@ -637,7 +637,9 @@ func (e eventHandler) OnClose(sock *gws.Conn, err error) {
 	// A close the client started shows as *gws.CloseError even though gws
 	// answered it. Otherwise the code the server chose (even if its close
 	// frame could not be written to a stuck client), or the one gws sent
-	// for a protocol error, tells.
+	// for a protocol error, tells. gws answers a connection that simply
+	// ended (EOF, reset) with a 1000 close frame of its own: that is no
+	// choice of the server's, so it is logged as 1006 by the client.
 	code, by := uint16(0), "client"
 	var ce *gws.CloseError
 	c.mu.Lock()
@@ -651,7 +653,7 @@ func (e eventHandler) OnClose(sock *gws.Conn, err error) {
 		code = ce.Code
 	case chosen != 0:
 		code, by = chosen, "server"
-	case sent != 0:
+	case sent != 0 && sent != CloseNormal:
 		code, by = sent, "server"
 	}
 	if code == 0 {

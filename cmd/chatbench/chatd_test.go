@@ -43,9 +43,9 @@ func TestSeveralServers(t *testing.T) {
 		t.Skip("CHATD_TEST_REDIS_URL is unset; set it (e.g. redis://127.0.0.1:6379/0) to run chatbench against two chatd processes")
 	}
 	var urls []string
-	shared := "DATA_DIR=" + t.TempDir() // one deployment: one database
+	data := t.TempDir() // one deployment: one database, so one channel prefix
 	for range 2 {
-		s := testserver.Start(t, []string{"-log-level", "warn", "-rate-limit", "0"}, shared, "CHANNEL_LAYER=redis", "REDIS_URL="+redisURL)
+		s := testserver.Start(t, []string{"-log-level", "warn", "-rate-limit", "0"}, "CHANNEL_LAYER=redis", "REDIS_URL="+redisURL, "DATA_DIR="+data)
 		urls = append(urls, "ws://"+s.Addr)
 	}
 	res := runBench(t, smallConfig(strings.Join(urls, ",")))

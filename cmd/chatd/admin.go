@@ -34,7 +34,9 @@ var adminHelp = map[string]adminCommand{
 		detail: "The password is read from standard input (one line) with --password-stdin,\n" +
 			"otherwise from the CHATD_PASSWORD environment variable; it is never a flag,\n" +
 			"so it does not show in ps or the shell history. Usernames are 1-150 letters,\n" +
-			"digits and @ . + - _, unique regardless of case.",
+			"digits and @ . + - _ of one script, unique regardless of case, width and\n" +
+			"look-alike letters; guests' names (guest-...), me, you, someone, anonymous,\n" +
+			"system and chatd are reserved (docs/accounts.md).",
 	},
 	"setpassword": {
 		args:    "[--password-stdin] USERNAME",
@@ -70,10 +72,19 @@ var adminHelp = map[string]adminCommand{
 
 // adminEnv is what the admin commands work with.
 type adminEnv struct {
-	store  chat.Store
+	store  chat.Store // opened by parse with open, unless set beforehand
 	stdin  io.Reader
 	stdout io.Writer
+	stderr io.Writer // usage errors; nil discards them
 	getenv func(string) string
+
+	// open, if not nil, opens the store that the command's -database-url
+	// and -data-dir (DATABASE_URL, DATA_DIR) select, once its command line
+	// has parsed; close closes it.
+	open        func(ctx context.Context, databaseURL, dataDir string) (chat.Store, error)
+	databaseURL string
+	dataDir     string
+	layer       *layerSettings // unenroll's channel layer; nil for the others
 
 	// unenrolled, if not nil, is called after a successful unenroll, so that
 	// the caller can close the user's open sockets in the course room. An
@@ -94,6 +105,9 @@ func runAdmin(ctx context.Context, name string, args []string, st chat.Store, st
 func (a *adminEnv) run(ctx context.Context, name string, args []string) error {
 	if a.getenv == nil {
 		a.getenv = func(string) string { return "" }
+	}
+	if a.stderr == nil {
+		a.stderr = io.Discard
 	}
 	var err error
 	switch name {
@@ -147,20 +161,60 @@ func adminUsage(w io.Writer) {
 	}
 }
 
-// newFlagSet returns the flag set of admin command name. Parse errors are
-// returned, not printed; parse prints the usage for -h.
-func newFlagSet(name string) *flag.FlagSet {
+// newFlagSet returns the flag set of admin command name, with the flags
+// every admin command takes: -database-url and -data-dir, whose defaults
+// come from DATABASE_URL and DATA_DIR, and for unenroll the channel layer's
+// (-channel-layer, -redis-url, -channel-prefix), through which it closes the
+// user's sockets. Parse errors are returned, not printed; parse prints the
+// usage.
+func (a *adminEnv) newFlagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // errors are returned, usage printed on -h only
+	fs.SetOutput(io.Discard) // errors are returned, usage printed by parse
 	fs.Usage = func() {}
+	e := &envFlags{fs: fs, getenv: a.getenv}
+	e.storeFlags(&a.databaseURL, &a.dataDir)
+	if name == "unenroll" {
+		a.layer = &layerSettings{}
+		e.layerFlags(a.layer, prefixFromDatabase)
+	}
 	return fs
+}
+
+// usageErr prints err and the command's usage to stderr and returns a
+// *usageError (exit status 2).
+func (a *adminEnv) usageErr(fs *flag.FlagSet, err error) error {
+	fmt.Fprintf(a.stderr, "chatd %s: %v\n\n", fs.Name(), err)
+	a.usageTo(a.stderr, fs)
+	return &usageError{err}
 }
 
 // parse parses args with fs, allowing flags after positional arguments
 // ("createuser alice --admin"); "--" ends the flags. It prints the usage for
 // -h and returns flag.ErrHelp. It returns the positional arguments: exactly n
-// of them, or at least n when atLeast.
-func (a *adminEnv) parse(fs *flag.FlagSet, args []string, n int, atLeast bool) ([]string, error) {
+// of them, or at least n when atLeast. A bad command line is a *usageError.
+// Once the command line is right it checks the channel layer's settings (of
+// unenroll) and opens the store if a.open is set.
+func (a *adminEnv) parse(ctx context.Context, fs *flag.FlagSet, args []string, n int, atLeast bool) ([]string, error) {
+	pos, err := a.parseArgs(fs, args, n, atLeast)
+	if err != nil {
+		return nil, err
+	}
+	if a.layer != nil {
+		if err := a.layer.validate(fs); err != nil {
+			return nil, err
+		}
+	}
+	if a.store == nil && a.open != nil {
+		st, err := a.open(ctx, a.databaseURL, a.dataDir)
+		if err != nil {
+			return nil, err
+		}
+		a.store = st
+	}
+	return pos, nil
+}
+
+func (a *adminEnv) parseArgs(fs *flag.FlagSet, args []string, n int, atLeast bool) ([]string, error) {
 	var pos []string
 	for len(args) > 0 {
 		err := fs.Parse(args)
@@ -168,7 +222,7 @@ func (a *adminEnv) parse(fs *flag.FlagSet, args []string, n int, atLeast bool) (
 			a.usage(fs)
 			return nil, flag.ErrHelp
 		} else if err != nil {
-			return nil, fmt.Errorf("%v (see chatd %s -h)", err, fs.Name())
+			return nil, a.usageErr(fs, fmt.Errorf("%v (see chatd %s -h)", err, fs.Name()))
 		}
 		rest := fs.Args()
 		if endedByDashDash(fs, args[:len(args)-len(rest)]) {
@@ -182,10 +236,10 @@ func (a *adminEnv) parse(fs *flag.FlagSet, args []string, n int, atLeast bool) (
 	}
 	h := adminHelp[fs.Name()]
 	if len(pos) > n && !atLeast {
-		return nil, fmt.Errorf("unexpected argument %q; usage: %s", pos[n], strings.TrimSpace("chatd "+fs.Name()+" "+h.args))
+		return nil, a.usageErr(fs, fmt.Errorf("unexpected argument %q; usage: %s", pos[n], strings.TrimSpace("chatd "+fs.Name()+" "+h.args)))
 	}
 	if len(pos) < n {
-		return nil, fmt.Errorf("missing arguments; usage: chatd %s %s", fs.Name(), h.args)
+		return nil, a.usageErr(fs, fmt.Errorf("missing arguments; usage: chatd %s %s", fs.Name(), h.args))
 	}
 	return pos, nil
 }
@@ -207,17 +261,19 @@ func endedByDashDash(fs *flag.FlagSet, consumed []string) bool {
 	return true
 }
 
-func (a *adminEnv) usage(fs *flag.FlagSet) {
+func (a *adminEnv) usage(fs *flag.FlagSet) { a.usageTo(a.stdout, fs) }
+
+func (a *adminEnv) usageTo(w io.Writer, fs *flag.FlagSet) {
 	h := adminHelp[fs.Name()]
-	fmt.Fprintf(a.stdout, "Usage: %s\n\n%s.\n", strings.TrimSpace("chatd "+fs.Name()+" "+h.args), capitalize(h.summary))
+	fmt.Fprintf(w, "Usage: %s\n\n%s.\n", strings.TrimSpace("chatd "+fs.Name()+" "+h.args), capitalize(h.summary))
 	if h.detail != "" {
-		fmt.Fprintf(a.stdout, "\n%s\n", h.detail)
+		fmt.Fprintf(w, "\n%s\n", h.detail)
 	}
 	hasFlags := false
 	fs.VisitAll(func(*flag.Flag) { hasFlags = true })
 	if hasFlags {
-		fmt.Fprintln(a.stdout, "\nFlags:")
-		fs.SetOutput(a.stdout)
+		fmt.Fprintln(w, "\nFlags:")
+		fs.SetOutput(w)
 		fs.PrintDefaults()
 		fs.SetOutput(io.Discard)
 	}
@@ -231,16 +287,16 @@ func capitalize(s string) string {
 }
 
 func (a *adminEnv) createUser(ctx context.Context, args []string) error {
-	fs := newFlagSet("createuser")
+	fs := a.newFlagSet("createuser")
 	admin := fs.Bool("admin", false, "make the user an administrator")
 	display := fs.String("display-name", "", "the name shown in chat (default: the username)")
 	fromStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
-	pos, err := a.parse(fs, args, 1, false)
+	pos, err := a.parse(ctx, fs, args, 1, false)
 	if err != nil {
 		return err
 	}
-	u := &chat.User{Username: pos[0], DisplayName: strings.TrimSpace(*display), IsAdmin: *admin}
-	if err := chat.ValidateUsername(u.Username); err != nil {
+	u := &chat.User{Username: chat.NormalizeUsername(pos[0]), DisplayName: strings.TrimSpace(*display), IsAdmin: *admin}
+	if err := chat.CheckNewUsername(ctx, a.store, u.Username, false); err != nil {
 		return err
 	}
 	if err := chat.ValidateDisplayName(u.DisplayName); err != nil {
@@ -256,7 +312,7 @@ func (a *adminEnv) createUser(ctx context.Context, args []string) error {
 	}
 	if err := a.store.CreateUser(ctx, u, hash); err != nil {
 		if chat.ErrorCode(err) == chat.ECONFLICT {
-			return chat.Errorf(chat.ECONFLICT, "a user named %q already exists (usernames ignore case)", u.Username)
+			return chat.Errorf(chat.ECONFLICT, "a user named %q, or one too like it, already exists (usernames ignore case, width and look-alike letters; see chatd listusers)", u.Username)
 		}
 		return err
 	}
@@ -269,9 +325,9 @@ func (a *adminEnv) createUser(ctx context.Context, args []string) error {
 }
 
 func (a *adminEnv) setPassword(ctx context.Context, args []string) error {
-	fs := newFlagSet("setpassword")
+	fs := a.newFlagSet("setpassword")
 	fromStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
-	pos, err := a.parse(fs, args, 1, false)
+	pos, err := a.parse(ctx, fs, args, 1, false)
 	if err != nil {
 		return err
 	}
@@ -325,9 +381,9 @@ func (a *adminEnv) password(fromStdin bool) (string, error) {
 }
 
 func (a *adminEnv) createCourse(ctx context.Context, args []string) error {
-	fs := newFlagSet("createcourse")
+	fs := a.newFlagSet("createcourse")
 	owner := fs.String("owner", "", "username of the course's owner (required)")
-	pos, err := a.parse(fs, args, 0, true)
+	pos, err := a.parse(ctx, fs, args, 0, true)
 	if err != nil {
 		return err
 	}
@@ -378,7 +434,7 @@ func (a *adminEnv) enroll(ctx context.Context, args []string, add bool) error {
 	if add {
 		name = "enroll"
 	}
-	pos, err := a.parse(newFlagSet(name), args, 2, false)
+	pos, err := a.parse(ctx, a.newFlagSet(name), args, 2, false)
 	if err != nil {
 		return err
 	}
@@ -420,7 +476,7 @@ func (a *adminEnv) enroll(ctx context.Context, args []string, add bool) error {
 }
 
 func (a *adminEnv) listUsers(ctx context.Context, args []string) error {
-	if _, err := a.parse(newFlagSet("listusers"), args, 0, false); err != nil {
+	if _, err := a.parse(ctx, a.newFlagSet("listusers"), args, 0, false); err != nil {
 		return err
 	}
 	users, err := a.store.ListUsers(ctx)
@@ -447,7 +503,7 @@ func yes(b bool) string {
 }
 
 func (a *adminEnv) listCourses(ctx context.Context, args []string) error {
-	if _, err := a.parse(newFlagSet("listcourses"), args, 0, false); err != nil {
+	if _, err := a.parse(ctx, a.newFlagSet("listcourses"), args, 0, false); err != nil {
 		return err
 	}
 	courses, err := a.store.ListCourses(ctx)
@@ -473,7 +529,7 @@ func (a *adminEnv) listCourses(ctx context.Context, args []string) error {
 }
 
 func (a *adminEnv) members(ctx context.Context, args []string) error {
-	pos, err := a.parse(newFlagSet("members"), args, 1, false)
+	pos, err := a.parse(ctx, a.newFlagSet("members"), args, 1, false)
 	if err != nil {
 		return err
 	}

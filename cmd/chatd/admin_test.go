@@ -178,7 +178,7 @@ func TestCreateUserErrors(t *testing.T) {
 		{"empty stdin", "", []string{"createuser", "--password-stdin", "x"}, "empty password", ""},
 		{"empty line", "\n", []string{"createuser", "--password-stdin", "x"}, "empty password", ""},
 		{"huge password", strings.Repeat("p", 2000) + "\n", []string{"createuser", "--password-stdin", "x"}, "longer than 1024 bytes", ""},
-		{"duplicate", "pw\n", []string{"createuser", "--password-stdin", "alice"}, `a user named "alice" already exists (usernames ignore case)`, chat.ECONFLICT},
+		{"duplicate", "pw\n", []string{"createuser", "--password-stdin", "alice"}, `a user named "alice", or one too like it, already exists`, chat.ECONFLICT},
 		{"duplicate exact", "pw\n", []string{"createuser", "--password-stdin", "Alice"}, "already exists", chat.ECONFLICT},
 	})
 	after, _ := h.st.ListUsers(t.Context())

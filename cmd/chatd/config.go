@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -30,8 +31,9 @@ type config struct {
 	LogFormat    string
 	DataDir      string
 	DatabaseURL  string
-	ChannelLayer string
-	RedisURL     string
+	Layer        layerSettings
+
+	HealthDetails bool
 
 	SessionTTL     time.Duration
 	AllowSignup    bool
@@ -122,7 +124,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		defAddr = host + ":" + port
 	}
 	e.String(&c.Addr, "addr", "ADDR", defAddr, "address to listen on; PORT alone means 127.0.0.1:PORT in development and 0.0.0.0:PORT in production")
-	e.String(&c.AllowedHosts, "allowed-hosts", "ALLOWED_HOSTS", "", "comma-separated hosts and origins allowed, as in Django: '*', 'example.com', '.example.com', 'https://example.com'; empty in development means localhost only")
+	e.String(&c.AllowedHosts, "allowed-hosts", "ALLOWED_HOSTS", "", "comma-separated hosts and origins allowed, as in Django: '*', 'example.com', '.example.com', 'https://example.com'; empty in development means localhost only; '*' turns the Host and Origin checks off (a warning at start in production)")
 	e.Bool(&c.Echo, "echo", "ECHO", true, "send each message back to its sender too (a connection may override with ?echo=0)")
 	e.Int(&c.ReadLimit, "read-limit", "READ_LIMIT", 64<<10, "largest WebSocket frame a client may send, in bytes (close 1009 above it)")
 	e.Int(&c.SendQueue, "send-queue", "SEND_QUEUE_BYTES", 1<<20, "bytes queued for one slow client before it is disconnected (close 1008)")
@@ -132,8 +134,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	e.Duration(&c.DrainTimeout, "drain-timeout", "DRAIN_TIMEOUT", 10*time.Second, "on SIGTERM, how long to wait for connections to close before cutting them")
 	e.String(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
 	e.String(&c.LogFormat, "log-format", "LOG_FORMAT", "text", "text or json")
-	e.String(&c.DataDir, "data-dir", "DATA_DIR", "data", "directory of the SQLite database (when DATABASE_URL is empty)")
-	e.String(&c.DatabaseURL, "database-url", "DATABASE_URL", "", "postgres://... to use PostgreSQL instead of SQLite")
+	e.storeFlags(&c.DatabaseURL, &c.DataDir)
 	e.Duration(&c.SessionTTL, "session-ttl", "SESSION_TTL", 14*24*time.Hour, "how long a login lasts before the user must sign in again")
 	e.Bool(&c.AllowSignup, "allow-signup", "ALLOW_SIGNUP", true, "let visitors create accounts at /accounts/signup/")
 	e.Bool(&c.AllowAnonymous, "allow-anonymous", "ALLOW_ANONYMOUS", true, "let visitors who are not signed in chat in public rooms as guests")
@@ -147,23 +148,120 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	e.Duration(&c.LoginWindow, "login-window", "LOGIN_FAILURE_WINDOW", 5*time.Minute, "how long failed logins count, from the first one")
 	e.Bool(&c.TrustProxy, "trust-proxy", "TRUST_PROXY", false, "take the client IP from the last X-Forwarded-For entry (set it behind a reverse proxy such as Caddy)")
 	e.bindLimits(&c.limitsConfig)
-	kind, redisURL, layerErr := layerConfigFromEnv(getenv)
-	if layerErr != nil {
-		e.errs = append(e.errs, layerErr.Error())
-	}
-	fs.StringVar(&c.ChannelLayer, "channel-layer", kind, "memory (one process) or redis (many processes) (CHANNEL_LAYER)")
-	fs.StringVar(&c.RedisURL, "redis-url", redisURL, "Redis address for the redis layer, redis://host:port/db (REDIS_URL, or IP_REDIS and PORT_REDIS)")
+	e.Bool(&c.HealthDetails, "health-details", "HEALTH_DETAILS", false, "show connection counts, version and the channel layer's error on /healthz and /readyz to every client; otherwise only to requests from the loopback interface that carry no proxy header (status codes are the same either way)")
+	e.layerFlags(&c.Layer, prefixFromDatabase)
 	fs.Usage = func() { usage(fs, stderr) }
-	if err := fs.Parse(args); err != nil {
+	if err := e.parse(args, 0); err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q (see chatd -h)", fs.Arg(0))
-	}
-	if len(e.errs) > 0 {
-		return nil, fmt.Errorf("bad environment: %s", strings.Join(e.errs, "; "))
+	if err := c.Layer.validate(fs); err != nil {
+		return nil, err
 	}
 	return c, c.validate()
+}
+
+// usageError is a command line that does not parse: an unknown flag, a
+// missing or extra argument. The command has already printed the problem
+// and its usage to stderr; main exits with status 2, as the flag package
+// does.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// parse parses args, which must leave exactly nargs positional arguments,
+// and then reports bad environment values (all at once). A bad command line
+// is a *usageError after the usage has been printed; -h returns
+// flag.ErrHelp after printing it.
+func (e *envFlags) parse(args []string, nargs int) error {
+	if err := e.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &usageError{err} // the flag set printed it with the usage
+	}
+	if e.fs.NArg() != nargs {
+		var err error
+		if e.fs.NArg() > nargs {
+			err = fmt.Errorf("unexpected argument %q (see chatd %s -h)", e.fs.Arg(nargs), e.fs.Name())
+		} else {
+			err = fmt.Errorf("missing arguments (see chatd %s -h)", e.fs.Name())
+		}
+		fmt.Fprintln(e.fs.Output(), err)
+		e.fs.Usage()
+		return &usageError{err}
+	}
+	if len(e.errs) > 0 {
+		return fmt.Errorf("bad environment: %s", strings.Join(e.errs, "; "))
+	}
+	return nil
+}
+
+// storeFlags binds the settings that select the store: -database-url
+// (DATABASE_URL) and -data-dir (DATA_DIR).
+func (e *envFlags) storeFlags(databaseURL, dataDir *string) {
+	e.String(dataDir, "data-dir", "DATA_DIR", "data", "directory of the SQLite database (when DATABASE_URL is empty)")
+	e.String(databaseURL, "database-url", "DATABASE_URL", "", "postgres://... to use PostgreSQL instead of SQLite")
+}
+
+// layerSettings are the channel layer's settings. serve, layer check and
+// unenroll (which closes sockets through the layer) take them, from flags
+// or the environment; a flag wins over the environment, including over a
+// bad environment value it replaces.
+type layerSettings struct {
+	Kind     string // memory or redis
+	RedisURL string
+	// Prefix is CHANNEL_PREFIX: prepended to every group to form its Redis
+	// channel. Empty means the default, derived from the database
+	// (channelPrefix).
+	Prefix string
+
+	urlErr error // a bad REDIS_URL, IP_REDIS or PORT_REDIS, unless -redis-url replaces it
+}
+
+// prefixFromDatabase describes CHANNEL_PREFIX's default for the commands
+// that derive it from the database (serve, unenroll).
+const prefixFromDatabase = "chatd:<first 12 characters of the database's deployment id>:, the same for every process on one database"
+
+// layerFlags binds -channel-layer, -redis-url and -channel-prefix, whose
+// default is described by prefixDefault.
+func (e *envFlags) layerFlags(l *layerSettings, prefixDefault string) {
+	kind, redisURL, urlErr := layerEnv(e.getenv)
+	l.urlErr = urlErr
+	e.fs.StringVar(&l.Kind, "channel-layer", kind, "memory (one process) or redis (many processes) (CHANNEL_LAYER)")
+	e.fs.StringVar(&l.RedisURL, "redis-url", redisURL, "Redis address for the redis layer, redis://host:port/db (REDIS_URL, or IP_REDIS and PORT_REDIS)")
+	e.String(&l.Prefix, "channel-prefix", "CHANNEL_PREFIX", "", "prefix of the redis layer's channels, so that deployments sharing one Redis never see each other's rooms; default "+prefixDefault)
+}
+
+// validate checks the settings after fs has parsed the command line.
+func (l *layerSettings) validate(fs *flag.FlagSet) error {
+	l.Kind = strings.ToLower(strings.TrimSpace(l.Kind))
+	l.RedisURL = strings.TrimSpace(l.RedisURL)
+	if l.urlErr != nil && !flagGiven(fs, "redis-url") {
+		return l.urlErr
+	}
+	switch l.Kind {
+	case layerMemory:
+	case layerRedis:
+		if l.RedisURL == "" {
+			return errors.New("the redis channel layer needs the Redis address: set REDIS_URL (e.g. redis://127.0.0.1:6379/0), IP_REDIS (and PORT_REDIS, default 6379) or -redis-url")
+		}
+	default:
+		return fmt.Errorf("CHANNEL_LAYER (-channel-layer) must be memory or redis, not %q", l.Kind)
+	}
+	if l.RedisURL != "" {
+		if err := checkRedisURL(l.RedisURL); err != nil {
+			return fmt.Errorf("redis URL: %w", err)
+		}
+	}
+	return checkChannelPrefix(l.Prefix)
+}
+
+// flagGiven reports whether the command line set flag name.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }
 
 // validate checks values and fills derived fields.
@@ -217,18 +315,6 @@ func (c *config) validate() error {
 	if err := c.limitsConfig.validate(); err != nil {
 		return err
 	}
-	switch c.ChannelLayer {
-	case layerMemory:
-	case layerRedis:
-		if c.RedisURL == "" {
-			return fmt.Errorf("the redis channel layer needs REDIS_URL (or IP_REDIS and PORT_REDIS, or -redis-url)")
-		}
-		if err := checkRedisURL(c.RedisURL); err != nil {
-			return fmt.Errorf("redis URL: %w", err)
-		}
-	default:
-		return fmt.Errorf("CHANNEL_LAYER must be memory or redis, not %q", c.ChannelLayer)
-	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return fmt.Errorf("LOG_LEVEL must be debug, info, warn or error, not %q", c.LogLevel)
@@ -254,12 +340,15 @@ func usage(fs *flag.FlagSet, w io.Writer) {
 
 Usage:
   chatd [serve] [flags]        run the server (the default)
-  chatd layer check            send a message through the channel layer and back
-  chatd migrate                create or upgrade the database schema
+  chatd layer check [flags]    send a message through the channel layer and back
+  chatd migrate [flags]        create or upgrade the database schema
   chatd createuser|setpassword|createcourse|enroll|unenroll|listusers|listcourses|members ...
-                               manage accounts and courses (each takes -h); they use
-                               DATABASE_URL or DATA_DIR from the environment
+                               manage accounts and courses; they take -database-url
+                               and -data-dir (DATABASE_URL, DATA_DIR) like serve
   chatd version                print the version
+
+Each command takes -h. A flag that a command does not know is an error
+(exit status 2).
 
 Every flag can also be set by the environment variable named in brackets;
 a flag given on the command line wins.

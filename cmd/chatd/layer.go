@@ -29,8 +29,8 @@ const (
 // layerCheckWait bounds how long runLayerCheck waits for its message.
 const layerCheckWait = 5 * time.Second
 
-// layerConfigFromEnv resolves the channel layer's kind and Redis address
-// from the environment:
+// layerEnv reads the channel layer's kind and Redis address from the
+// environment, as defaults for the -channel-layer and -redis-url flags:
 //
 //   - CHANNEL_LAYER is memory (the default) or redis;
 //   - REDIS_URL is the Redis address (redis://host:port/db, rediss:// for
@@ -38,23 +38,20 @@ const layerCheckWait = 5 * time.Second
 //   - otherwise IP_REDIS and PORT_REDIS (default 6379), the names the
 //     tutorials' deployment uses, make redis://IP_REDIS:PORT_REDIS/0.
 //
-// REDIS_URL wins when both are set. The address is returned whatever the
-// kind, so that a -channel-layer flag can still select redis; the kind redis
-// without any address is an error, as is an unknown kind.
-func layerConfigFromEnv(getenv func(string) string) (kind, redisURL string, err error) {
+// REDIS_URL wins when both are set. Nothing is refused here: urlErr reports
+// a bad address, which matters only if no -redis-url flag replaces it, and
+// layerSettings.validate checks the kind and the final address.
+func layerEnv(getenv func(string) string) (kind, redisURL string, urlErr error) {
 	env := func(name string) string { return strings.TrimSpace(getenv(name)) }
 	kind = strings.ToLower(env("CHANNEL_LAYER"))
 	if kind == "" {
 		kind = layerMemory
 	}
-	if kind != layerMemory && kind != layerRedis {
-		return "", "", fmt.Errorf("CHANNEL_LAYER must be memory or redis, not %q", env("CHANNEL_LAYER"))
-	}
 	switch {
 	case env("REDIS_URL") != "":
 		redisURL = env("REDIS_URL")
 		if err := checkRedisURL(redisURL); err != nil {
-			return "", "", fmt.Errorf("REDIS_URL: %w", err)
+			return kind, "", fmt.Errorf("REDIS_URL: %w", err)
 		}
 	case env("IP_REDIS") != "":
 		port := env("PORT_REDIS")
@@ -62,12 +59,9 @@ func layerConfigFromEnv(getenv func(string) string) (kind, redisURL string, err 
 			port = "6379"
 		}
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return "", "", fmt.Errorf("PORT_REDIS must be a port number (1-65535), not %q", port)
+			return kind, "", fmt.Errorf("PORT_REDIS must be a port number (1-65535), not %q", port)
 		}
 		redisURL = "redis://" + net.JoinHostPort(env("IP_REDIS"), port) + "/0"
-	}
-	if kind == layerRedis && redisURL == "" {
-		return "", "", errors.New("CHANNEL_LAYER=redis needs the Redis address: set REDIS_URL (e.g. redis://127.0.0.1:6379/0) or IP_REDIS (and PORT_REDIS, default 6379)")
 	}
 	return kind, redisURL, nil
 }
@@ -98,7 +92,7 @@ func checkRedisURL(s string) error {
 // endpoint), and connects by itself when Redis appears. openLayer also
 // routes go-redis's own diagnostics (a process-wide setting) to log at
 // debug level, since the layer already logs every state change once.
-func openLayer(ctx context.Context, kind, redisURL string, recv chat.Receiver, log *slog.Logger) (chat.Layer, error) {
+func openLayer(ctx context.Context, kind, redisURL, prefix string, recv chat.Receiver, log *slog.Logger) (chat.Layer, error) {
 	switch kind {
 	case layerMemory:
 		return memory.New(recv), nil
@@ -107,7 +101,7 @@ func openLayer(ctx context.Context, kind, redisURL string, recv chat.Receiver, l
 			return nil, errors.New("the redis channel layer needs REDIS_URL (or IP_REDIS and PORT_REDIS)")
 		}
 		goredis.SetLogger(driverLogger{log: log.With("component", "go-redis")})
-		l, err := redislayer.New(ctx, redislayer.Options{URL: redisURL, Logger: log.With("component", "redis-layer")}, recv)
+		l, err := redislayer.New(ctx, redislayer.Options{URL: redisURL, Prefix: prefix, Logger: log.With("component", "redis-layer")}, recv)
 		if err != nil {
 			return nil, err
 		}
@@ -130,11 +124,16 @@ func (d driverLogger) Printf(ctx context.Context, format string, v ...any) {
 // the configured layer, as two processes would, subscribes one to a fresh
 // group, publishes from the other and waits up to layerCheckWait for the
 // message to come back. It prints each step and the round-trip time, or
-// returns an error that says which layer failed and why.
-func runLayerCheck(ctx context.Context, kind, redisURL string, stdout io.Writer) error {
+// returns an error that says which layer failed and why. On Redis the
+// channels carry prefix (redislayer.DefaultPrefix if empty): the group is
+// random, so the check never meets a deployment's traffic.
+func runLayerCheck(ctx context.Context, kind, redisURL, prefix string, stdout io.Writer) error {
 	where := kind + " layer"
 	if kind == layerRedis {
 		where = "redis layer at " + redactURL(redisURL)
+		if prefix == "" {
+			prefix = redislayer.DefaultPrefix
+		}
 	}
 	fail := func(step string, err error) error {
 		return fmt.Errorf("layer check: %s: %s: %w", where, step, err)
@@ -161,7 +160,7 @@ func runLayerCheck(ctx context.Context, kind, redisURL string, stdout io.Writer)
 		}
 		quiet := slog.New(slog.DiscardHandler)
 		open := func(recv chat.Receiver) (chat.Layer, error) {
-			l, err := redislayer.New(ctx, redislayer.Options{URL: redisURL, Logger: quiet}, recv)
+			l, err := redislayer.New(ctx, redislayer.Options{URL: redisURL, Prefix: prefix, Logger: quiet}, recv)
 			if err != nil {
 				return nil, err
 			}
@@ -195,7 +194,11 @@ func runLayerCheck(ctx context.Context, kind, redisURL string, stdout io.Writer)
 	if err := receiver.Subscribe(ctx, group); err != nil {
 		return fail("subscribe", err)
 	}
-	fmt.Fprintf(stdout, "subscribed the receiver to group %q\n", group)
+	if kind == layerRedis {
+		fmt.Fprintf(stdout, "subscribed the receiver to group %q (Redis channel %q)\n", group, prefix+group)
+	} else {
+		fmt.Fprintf(stdout, "subscribed the receiver to group %q\n", group)
+	}
 
 	msg := fmt.Appendf(nil, `{"type":"layer_check","id":%q}`, hex.EncodeToString(b))
 	start := time.Now()

@@ -15,9 +15,22 @@ import (
 	chat "github.com/chatd/chat"
 )
 
-func TestLayerConfigFromEnv(t *testing.T) {
+// parseLayer reads the channel layer's settings from args and env as the
+// commands that take them do.
+func parseLayer(args []string, env map[string]string) (layerSettings, error) {
+	e := commandFlags("layer check", "chatd layer check", "", func(k string) string { return env[k] }, io.Discard)
+	var l layerSettings
+	e.layerFlags(&l, prefixFromDatabase)
+	if err := e.parse(args, 0); err != nil {
+		return l, err
+	}
+	return l, l.validate(e.fs)
+}
+
+func TestLayerSettings(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
+		args    []string
 		env     map[string]string
 		kind    string
 		url     string
@@ -33,17 +46,27 @@ func TestLayerConfigFromEnv(t *testing.T) {
 		{name: "IPv6 IP_REDIS", env: map[string]string{"CHANNEL_LAYER": "redis", "IP_REDIS": "::1", "PORT_REDIS": "6379"}, kind: "redis", url: "redis://[::1]:6379/0"},
 		{name: "REDIS_URL wins over IP_REDIS", env: map[string]string{"CHANNEL_LAYER": "redis", "REDIS_URL": "redis://a:1/0", "IP_REDIS": "b", "PORT_REDIS": "2"}, kind: "redis", url: "redis://a:1/0"},
 		{name: "memory keeps the address for a flag override", env: map[string]string{"REDIS_URL": "redis://a:1/0"}, kind: "memory", url: "redis://a:1/0"},
-		{name: "redis without address", env: map[string]string{"CHANNEL_LAYER": "redis"}, wantErr: "CHANNEL_LAYER=redis needs the Redis address"},
+		{name: "flag selects redis", args: []string{"-channel-layer", "redis"}, env: map[string]string{"REDIS_URL": "redis://a:1/0"}, kind: "redis", url: "redis://a:1/0"},
+		{name: "env redis, address as a flag", args: []string{"-redis-url", "redis://f:2/0"}, env: map[string]string{"CHANNEL_LAYER": "redis"}, kind: "redis", url: "redis://f:2/0"},
+		{name: "flag address wins over env", args: []string{"-redis-url", "redis://f:2/0"}, env: map[string]string{"CHANNEL_LAYER": "redis", "REDIS_URL": "redis://e:1/0"}, kind: "redis", url: "redis://f:2/0"},
+		{name: "flag address replaces a bad env one", args: []string{"-redis-url", "redis://f:2/0"}, env: map[string]string{"CHANNEL_LAYER": "redis", "PORT_REDIS": "x", "IP_REDIS": "r"}, kind: "redis", url: "redis://f:2/0"},
+		{name: "flag kind replaces a bad env one", args: []string{"-channel-layer", "memory"}, env: map[string]string{"CHANNEL_LAYER": "rabbitmq"}, kind: "memory"},
+		{name: "redis without address", env: map[string]string{"CHANNEL_LAYER": "redis"}, wantErr: "the redis channel layer needs the Redis address"},
 		{name: "PORT_REDIS alone is no address", env: map[string]string{"CHANNEL_LAYER": "redis", "PORT_REDIS": "6379"}, wantErr: "needs the Redis address"},
-		{name: "unknown kind", env: map[string]string{"CHANNEL_LAYER": "rabbitmq"}, wantErr: `CHANNEL_LAYER must be memory or redis, not "rabbitmq"`},
+		{name: "unknown kind", env: map[string]string{"CHANNEL_LAYER": "rabbitmq"}, wantErr: `must be memory or redis, not "rabbitmq"`},
+		{name: "unknown kind as a flag", args: []string{"-channel-layer", "nats"}, wantErr: `must be memory or redis, not "nats"`},
 		{name: "bad PORT_REDIS", env: map[string]string{"CHANNEL_LAYER": "redis", "IP_REDIS": "r", "PORT_REDIS": "63x9"}, wantErr: `PORT_REDIS must be a port number (1-65535), not "63x9"`},
 		{name: "PORT_REDIS out of range", env: map[string]string{"CHANNEL_LAYER": "redis", "IP_REDIS": "r", "PORT_REDIS": "70000"}, wantErr: "PORT_REDIS must be a port number"},
 		{name: "REDIS_URL with another scheme", env: map[string]string{"CHANNEL_LAYER": "redis", "REDIS_URL": "http://r:6379"}, wantErr: "REDIS_URL: http://r:6379 is not a redis://"},
 		{name: "REDIS_URL without host", env: map[string]string{"CHANNEL_LAYER": "redis", "REDIS_URL": "redis:///0"}, wantErr: "has no host"},
+		{name: "bad flag address", args: []string{"-redis-url", "http://r"}, wantErr: "is not a redis://"},
 		{name: "error hides the password", env: map[string]string{"CHANNEL_LAYER": "redis", "REDIS_URL": "http://u:hunter2@r"}, wantErr: "http://u:xxxxx@r"},
+		{name: "prefix with a space", env: map[string]string{"CHANNEL_PREFIX": "my app:"}, wantErr: "CHANNEL_PREFIX"},
+		{name: "unknown flag", args: []string{"-bogus"}, wantErr: "flag provided but not defined: -bogus"},
+		{name: "extra argument", args: []string{"now"}, wantErr: `unexpected argument "now"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			kind, url, err := layerConfigFromEnv(func(k string) string { return tc.env[k] })
+			l, err := parseLayer(tc.args, tc.env)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
@@ -56,8 +79,8 @@ func TestLayerConfigFromEnv(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if kind != tc.kind || url != tc.url {
-				t.Errorf("got (%q, %q), want (%q, %q)", kind, url, tc.kind, tc.url)
+			if l.Kind != tc.kind || l.RedisURL != tc.url {
+				t.Errorf("got (%q, %q), want (%q, %q)", l.Kind, l.RedisURL, tc.kind, tc.url)
 			}
 		})
 	}
@@ -67,7 +90,7 @@ func TestOpenLayer(t *testing.T) {
 	ctx := context.Background()
 	log := slog.New(slog.DiscardHandler)
 	recv := func(string, []byte) {}
-	l, err := openLayer(ctx, "memory", "", recv, log)
+	l, err := openLayer(ctx, "memory", "", "", recv, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,14 +98,14 @@ func TestOpenLayer(t *testing.T) {
 		t.Errorf("memory layer Err() = %v", err)
 	}
 	_ = l.Close()
-	if _, err := openLayer(ctx, "nats", "", recv, log); err == nil || !strings.Contains(err.Error(), `unknown channel layer "nats"`) {
+	if _, err := openLayer(ctx, "nats", "", "", recv, log); err == nil || !strings.Contains(err.Error(), `unknown channel layer "nats"`) {
 		t.Errorf("unknown kind: err = %v", err)
 	}
-	if _, err := openLayer(ctx, "redis", "", recv, log); err == nil {
+	if _, err := openLayer(ctx, "redis", "", "", recv, log); err == nil {
 		t.Error("redis without URL succeeded")
 	}
 	// A redis layer whose Redis is down still opens, degraded.
-	l, err = openLayer(ctx, "redis", "redis://127.0.0.1:"+closedPort(t)+"/0", recv, log)
+	l, err = openLayer(ctx, "redis", "redis://127.0.0.1:"+closedPort(t)+"/0", "", recv, log)
 	if err != nil {
 		t.Fatalf("redis layer with Redis down: %v", err)
 	}
@@ -94,7 +117,7 @@ func TestOpenLayer(t *testing.T) {
 
 func TestLayerCheckMemory(t *testing.T) {
 	var out bytes.Buffer
-	if err := runLayerCheck(context.Background(), "memory", "", &out); err != nil {
+	if err := runLayerCheck(context.Background(), "memory", "", "", &out); err != nil {
 		t.Fatal(err)
 	}
 	checkOutput(t, out.String(), "memory layer: opened two instances", "received it back in", "OK: the memory layer works")
@@ -106,7 +129,7 @@ func TestLayerCheckRedis(t *testing.T) {
 		t.Skip("CHATD_TEST_REDIS_URL is unset; set it (e.g. redis://127.0.0.1:6379/0) to run the Redis layer check")
 	}
 	var out bytes.Buffer
-	if err := runLayerCheck(context.Background(), "redis", url, &out); err != nil {
+	if err := runLayerCheck(context.Background(), "redis", url, "", &out); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("output:\n%s", out.String())
@@ -118,7 +141,7 @@ func TestLayerCheckRedis(t *testing.T) {
 func TestLayerCheckRedisDown(t *testing.T) {
 	url := "redis://127.0.0.1:" + closedPort(t) + "/0"
 	done := make(chan error, 1)
-	go func() { done <- runLayerCheck(context.Background(), "redis", url, io.Discard) }()
+	go func() { done <- runLayerCheck(context.Background(), "redis", url, "", io.Discard) }()
 	var err error
 	select {
 	case err = <-done:
@@ -137,7 +160,7 @@ func TestLayerCheckRedisDown(t *testing.T) {
 }
 
 func TestLayerCheckUnknownKind(t *testing.T) {
-	if err := runLayerCheck(context.Background(), "carrier-pigeon", "", io.Discard); err == nil {
+	if err := runLayerCheck(context.Background(), "carrier-pigeon", "", "", io.Discard); err == nil {
 		t.Fatal("unknown layer succeeded")
 	}
 }

@@ -329,8 +329,8 @@ func TestUsersPaginated(t *testing.T) {
 			t.Fatalf("%s lists %d accounts, more than a page", path, n)
 		}
 		for _, line := range strings.Split(body, "<li>")[1:] {
-			name := line[strings.Index(line, ">")+1:]
-			name = name[:strings.Index(name, "<")]
+			name := line[strings.Index(line, "<bdi>")+len("<bdi>"):]
+			name = name[:strings.Index(name, "</bdi>")]
 			if seen[name] {
 				t.Errorf("%s lists %s again", path, name)
 			}

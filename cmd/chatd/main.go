@@ -23,6 +23,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
+		var ue *usageError
+		if errors.As(err, &ue) {
+			os.Exit(2) // the command printed the problem and its usage
+		}
 		fmt.Fprintln(os.Stderr, "chatd:", err)
 		os.Exit(1)
 	}

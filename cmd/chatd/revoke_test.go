@@ -40,7 +40,7 @@ func TestLogoutWithRedisDown(t *testing.T) {
 // out are each either refused (401) or closed (1008 "logged out"): none
 // survives the logout.
 func TestSocketsOpenedDuringLogout(t *testing.T) {
-	sc := newSchool(t, "sqlite", nil)
+	sc := newSchool(t, "sqlite", nil, "MAX_CONNS_PER_USER=0")
 	cookie := sc.session(t, "alice")
 	course := "/ws/chat/room/" + strconv.FormatInt(sc.courseID, 10) + "/"
 	const n = 60

@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"slices"
-	"strings"
 	"syscall"
 	"time"
 
@@ -28,58 +28,103 @@ func dispatch(ctx context.Context, cmd string, args []string, getenv func(string
 		}
 		return serve(ctx, cfg, stdout, stderr)
 	case "version":
+		e := commandFlags("version", "chatd version", "Print the version.", getenv, stderr)
+		if err := e.parse(args, 0); err != nil {
+			return err
+		}
 		fmt.Fprintln(stdout, "chatd", version)
 		return nil
 	case "layer":
 		if len(args) == 0 || args[0] != "check" {
-			return fmt.Errorf("usage: chatd layer check (uses CHANNEL_LAYER, REDIS_URL or IP_REDIS/PORT_REDIS)")
+			err := errors.New("usage: chatd layer check [flags] (see chatd layer check -h)")
+			fmt.Fprintln(stderr, err)
+			return &usageError{err}
 		}
-		kind, redisURL, err := layerConfigFromEnv(getenv)
-		if err != nil {
+		return layerCheckCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "migrate":
+		e := commandFlags("migrate", "chatd migrate [flags]",
+			"Create or upgrade the database schema and print its version.", getenv, stderr)
+		var databaseURL, dataDir string
+		e.storeFlags(&databaseURL, &dataDir)
+		if err := e.parse(args, 0); err != nil {
 			return err
 		}
-		return runLayerCheck(ctx, kind, redisURL, stdout)
-	case "migrate":
-		return runMigrate(ctx, getenv("DATABASE_URL"), dataDir(getenv), stdout)
+		return runMigrate(ctx, databaseURL, dataDir, stdout)
 	}
 	if slices.Contains(adminCommands, cmd) {
-		st, err := openStore(ctx, getenv("DATABASE_URL"), dataDir(getenv))
-		if err != nil {
-			return err
+		a := &adminEnv{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, open: openStore}
+		a.unenrolled = func(ctx context.Context, courseID, userID int64) error {
+			return closeUnenrolled(ctx, a.store, *a.layer, a.databaseURL, a.dataDir, courseID, userID)
 		}
-		defer st.Close()
-		a := &adminEnv{store: st, stdin: stdin, stdout: stdout, getenv: getenv,
-			unenrolled: func(ctx context.Context, courseID, userID int64) error {
-				return closeUnenrolled(ctx, st, getenv, courseID, userID)
-			}}
+		defer func() {
+			if a.store != nil {
+				a.store.Close()
+			}
+		}()
 		return a.run(ctx, cmd, args)
 	}
-	switch cmd {
-	default:
-		return fmt.Errorf("unknown command %q (see chatd -h)", cmd)
+	err := fmt.Errorf("unknown command %q (see chatd -h)", cmd)
+	fmt.Fprintln(stderr, "chatd:", err)
+	return &usageError{err}
+}
+
+// commandFlags returns the flags of a command other than serve, whose usage
+// (printed for -h and for a bad command line) is synopsis, summary and the
+// flags.
+func commandFlags(name, synopsis, summary string, getenv func(string) string, stderr io.Writer) *envFlags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: %s\n\n%s\n", synopsis, summary)
+		hasFlags := false
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags {
+			fmt.Fprint(stderr, "\nFlags (a flag wins over the environment variable in brackets):\n")
+			fs.PrintDefaults()
+		}
 	}
+	return &envFlags{fs: fs, getenv: getenv}
+}
+
+// layerCheckCommand is "chatd layer check [flags]": the layer's settings
+// come from -channel-layer, -redis-url and -channel-prefix, or the
+// environment, exactly as for serve.
+func layerCheckCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	e := commandFlags("layer check", "chatd layer check [flags]",
+		"Send a message through the configured channel layer and back, as the Channels\n"+
+			"tutorial's shell check does, and print each step.", getenv, stderr)
+	var l layerSettings
+	e.layerFlags(&l, "chatd: (the check uses a random group)")
+	if err := e.parse(args, 0); err != nil {
+		return err
+	}
+	if err := l.validate(e.fs); err != nil {
+		return err
+	}
+	return runLayerCheck(ctx, l.Kind, l.RedisURL, l.Prefix, stdout)
 }
 
 // closeUnenrolled is the admin command unenroll's hook: it closes the
 // user's open sockets in the course room (1008 "no longer enrolled") on the
-// servers that share the configured channel layer. That reaches them only
-// through Redis: with the memory layer the servers are other processes this
-// one cannot reach, and they find out themselves, since a course room's
-// sockets are re-checked before every message and every
-// ACCESS_RECHECK_INTERVAL (web.Server.Run).
-func closeUnenrolled(ctx context.Context, st chat.Store, getenv func(string) string, courseID, userID int64) error {
-	kind, redisURL, err := layerConfigFromEnv(getenv)
-	if err != nil {
-		return err
-	}
-	if kind != layerRedis {
+// servers that share the configured channel layer, under the channel prefix
+// those servers use (the same database gives the same default). That
+// reaches them only through Redis: with the memory layer the servers are
+// other processes this one cannot reach, and they find out themselves,
+// since a course room's sockets are re-checked before every message and
+// every ACCESS_RECHECK_INTERVAL (web.Server.Run).
+func closeUnenrolled(ctx context.Context, st chat.Store, l layerSettings, databaseURL, dataDir string, courseID, userID int64) error {
+	if l.Kind != layerRedis {
 		return nil
 	}
 	u, err := st.UserByID(ctx, userID)
 	if err != nil {
 		return err
 	}
-	layer, err := openLayer(ctx, kind, redisURL, func(string, []byte) {}, slog.New(slog.DiscardHandler))
+	prefix, _, err := channelPrefix(ctx, l.Prefix, st, databaseURL, dataDir)
+	if err != nil {
+		return err
+	}
+	layer, err := openLayer(ctx, l.Kind, l.RedisURL, prefix, func(string, []byte) {}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
@@ -121,6 +166,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		InvalidFrames:   cfg.InvalidFrames,
 		Now:             now,
 	})
+	if cfg.production() && cfg.hosts.AllowsAny() {
+		log.Warn("ALLOWED_HOSTS contains '*' in production: the Host and Origin checks are OFF. " +
+			"Any web site can open WebSockets to this server with its visitors' cookies (cross-site WebSocket hijacking), " +
+			"and the server answers under any name (DNS rebinding). List the site's names in ALLOWED_HOSTS instead.")
+	}
 	st, err := openStore(ctx, cfg.DatabaseURL, cfg.DataDir)
 	if err != nil {
 		return err
@@ -131,7 +181,13 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		return err
 	}
 	hub.UseNode(node)
-	layer, err := openLayer(ctx, cfg.ChannelLayer, cfg.RedisURL, hub.Receive, log)
+	var prefix, prefixSource string
+	if cfg.Layer.Kind == layerRedis {
+		if prefix, prefixSource, err = channelPrefix(ctx, cfg.Layer.Prefix, st, cfg.DatabaseURL, cfg.DataDir); err != nil {
+			return err
+		}
+	}
+	layer, err := openLayer(ctx, cfg.Layer.Kind, cfg.Layer.RedisURL, prefix, hub.Receive, log)
 	if err != nil {
 		return err
 	}
@@ -161,6 +217,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		BodyTimeout:       cfg.BodyTimeout,
 		RequestTimeout:    cfg.RequestTimeout,
 		Now:               now,
+		HealthDetails:     cfg.HealthDetails,
 	}, hub)
 	if err != nil {
 		return err
@@ -188,8 +245,12 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("chatd starting", "version", version, "addr", ln.Addr().String(), "environment", cfg.Environment,
-		"layer", cfg.ChannelLayer, "store", storeName(cfg.DatabaseURL, cfg.DataDir), "history", cfg.History)
+	attrs := []any{"version", version, "addr", ln.Addr().String(), "environment", cfg.Environment,
+		"layer", cfg.Layer.Kind, "store", storeName(cfg.DatabaseURL, cfg.DataDir), "history", cfg.History}
+	if cfg.Layer.Kind == layerRedis {
+		attrs = append(attrs, "redis", redactURL(cfg.Layer.RedisURL), "channel_prefix", prefix, "channel_prefix_from", prefixSource)
+	}
+	log.Info("chatd starting", attrs...)
 	fmt.Fprintf(stdout, "chatd listening on http://%s/chat/\n", ln.Addr())
 
 	errc := make(chan error, 1)
@@ -220,14 +281,6 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}
 	log.Info("chatd stopped")
 	return nil
-}
-
-// dataDir returns DATA_DIR, or the default "data".
-func dataDir(getenv func(string) string) string {
-	if d := strings.TrimSpace(getenv("DATA_DIR")); d != "" {
-		return d
-	}
-	return "data"
 }
 
 // raiseFileLimit lifts the soft limit on open files to the hard limit: each

@@ -1,7 +1,11 @@
 // Room page client. It speaks the tutorial protocol ({"message": ...} in,
 // chat_message frames out) and opts into chatd.v1 to learn its own name
 // (the hello frame), so it can mark its own messages "Me".
-// Chat text is always inserted with textContent, never as HTML.
+// Chat text is always inserted with textContent, never as HTML. Names and
+// message text go in elements of their own with dir="auto", which the
+// stylesheet isolates (unicode-bidi: isolate), and lose the explicit
+// direction controls U+202A-U+202E and U+2066-U+2069: neither can reorder
+// the rest of a line.
 (function () {
   "use strict";
   const root = document.getElementById("chat");
@@ -17,6 +21,10 @@
   let timer = null;
   // Close codes after which reconnecting cannot help.
   const final = { 1003: true, 1007: true, 1008: true, 1009: true, 4401: true, 4403: true };
+
+  // Explicit embeddings, overrides and isolates; see the note at the top.
+  const bidiControls = /[\u202A-\u202E\u2066-\u2069]/g;
+  function clean(text) { return String(text).replace(bidiControls, ""); }
 
   function setStatus(cls, text) {
     statusEl.className = "status " + cls;
@@ -34,7 +42,8 @@
     for (const [tag, cl, text] of parts) {
       const el = document.createElement(tag);
       if (cl) el.className = cl;
-      el.textContent = text;
+      el.dir = "auto";
+      el.textContent = clean(text);
       li.appendChild(el);
     }
     log.appendChild(li);
