@@ -41,8 +41,9 @@ type Session struct {
 	ExpiresAt time.Time
 }
 
-// Store keeps accounts, sessions and courses. The sqlite and postgres
-// packages implement it; storetest.Run checks that they behave the same.
+// Store keeps accounts, sessions, courses, chat messages and access
+// revocations. The sqlite and postgres packages implement it; storetest.Run
+// checks that they behave the same.
 //
 // Every method is safe for concurrent use. Errors that a user can cause are
 // *Error values: EINVALID for bad input, ENOTFOUND for a missing user, course
@@ -125,8 +126,9 @@ type Store interface {
 	// ordered by id. An unknown user has none.
 	CoursesForUser(ctx context.Context, userID int64) ([]*Course, error)
 
-	// DeleteCourse removes a course and its enrollments (and, once chat
-	// messages are stored, its room's messages). ENOTFOUND if there is none.
+	// DeleteCourse removes a course, its enrollments and its chat room (the
+	// messages and the sequence counter of CourseRoomKey(id)).
+	// ENOTFOUND if there is none.
 	DeleteCourse(ctx context.Context, id int64) error
 
 	// Enroll makes userID a student of courseID. ENOTFOUND if either does
@@ -155,13 +157,20 @@ type Store interface {
 	// with no gap, also when several chatd processes append to one room at
 	// once (the room's counter is locked for the transaction; a batch that
 	// spans rooms locks them in key order so that batches never deadlock).
-	// msgs may span rooms; every Room, User and Text must be non-empty and
-	// Time set by the caller (it is stored as given, to the microsecond).
+	// msgs may span rooms; every Room, User and Text must be non-empty,
+	// Time set by the caller (it is stored as given, to the microsecond),
+	// ClientID at most MaxClientIDLen bytes, and every string valid UTF-8
+	// without NUL characters; otherwise the whole batch fails with EINVALID
+	// before anything is written. A stored message gets its Seq,
+	// Duplicate = false and its Time as stored (UTC, truncated to the
+	// microsecond), so it equals what Messages returns later.
 	//
 	// Idempotency: a message whose ClientID is not empty and whose (Room,
 	// SenderKey, ClientID) is already stored, or appears earlier in the
 	// same batch, is not stored again; it gets Duplicate = true and the
-	// stored message's Seq, Time and Text. Nothing else is modified.
+	// stored message's Seq, Time and Text. Nothing else is modified. (A
+	// message that retention has deleted is no longer found: a retry that
+	// late is stored again, with a new Seq.)
 	//
 	// Either every message is stored (or found as a duplicate) or, on an
 	// error, none is, and the messages' fields are left as they were.
@@ -171,7 +180,8 @@ type Store interface {
 	// q.After < Seq and, if q.Before > 0, Seq < q.Before, oldest first. If
 	// q.Newest is set it returns the newest such messages (still oldest
 	// first), otherwise the oldest. q.Limit must be between 1 and
-	// MaxMessagesQuery (EINVALID otherwise). An unknown room has none.
+	// MaxMessagesQuery (EINVALID otherwise). An unknown room has none (an
+	// empty, non-nil slice). Duplicate is false in every returned message.
 	Messages(ctx context.Context, room string, q MessageQuery) ([]*Message, error)
 
 	// RoomSeq returns the last sequence number assigned in room (0 if none
@@ -184,18 +194,31 @@ type Store interface {
 	// maxPerRoom messages (if maxPerRoom > 0). It never resets a room's
 	// sequence: the next message still gets last+1. It returns how many
 	// messages it deleted.
+	//
+	// It deletes only from the old end of a room, so that a room's stored
+	// messages are always exactly first..last (RoomSeq) with no hole: by
+	// age, it deletes the messages numbered below the room's first message
+	// created at or after olderThan. When the clocks of several chatd
+	// processes disagree a little, an old message that follows a newer one
+	// therefore stays until the newer one is old too.
 	PruneMessages(ctx context.Context, olderThan time.Time, maxPerRoom int) (int64, error)
 
-	// Revocations returns, oldest first, up to limit of the access
-	// revocations recorded with Version > after. Every store method that
-	// takes access away records one in the same transaction:
-	// DeleteSession (UserID and SessionID, "logged out"),
-	// DeleteUserSessions ("signed out everywhere"), DeleteUser ("account
-	// deleted"), Unenroll (UserID and CourseID, "no longer enrolled") and
-	// DeleteCourse (CourseID only, "course deleted"); ending a session that
-	// does not exist records nothing. Every chatd process polls this, so a
-	// revocation made by any process (or an admin command) reaches every
-	// socket without a query per message.
+	// Revocations returns, oldest first, up to limit (at least 1, EINVALID
+	// otherwise) of the access revocations recorded with Version > after.
+	// Every store method that takes access away records one in the same
+	// transaction: DeleteSession (UserID and SessionID, "logged out"),
+	// DeleteUserSessions (UserID, "signed out everywhere"), DeleteUser
+	// (UserID, "account deleted"), Unenroll (UserID and CourseID, "no
+	// longer enrolled") and DeleteCourse (CourseID only, "course
+	// deleted"). A call that ends nothing records nothing: ending a session
+	// that does not exist, or DeleteUserSessions for a user without
+	// sessions. Every chatd process polls this, so a revocation made by any
+	// process (or an admin command) reaches every socket without a query
+	// per message.
+	//
+	// Versions increase in commit order: once a poller has seen Version v,
+	// no revocation with a Version below v can appear later (the stores
+	// serialise the recording of revocations to make this true).
 	Revocations(ctx context.Context, after int64, limit int) ([]Revocation, error)
 
 	// RevocationVersion returns the Version of the newest revocation (0 if
@@ -220,6 +243,9 @@ type Store interface {
 
 // MaxMessagesQuery is the most messages one Messages call returns.
 const MaxMessagesQuery = 500
+
+// MaxClientIDLen is the longest Message.ClientID a store accepts, in bytes.
+const MaxClientIDLen = 64
 
 // Message is a chat message as stored: the unit of history, acks and resume.
 type Message struct {

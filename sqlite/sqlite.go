@@ -347,6 +347,9 @@ func (s *Store) DeleteUser(ctx context.Context, id int64) error {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id); err != nil {
 		return fmt.Errorf("sqlite: delete user: %w", err)
 	}
+	if err := revoke(ctx, tx, chat.Revocation{UserID: id, Reason: reasonAccountDeleted}); err != nil {
+		return fmt.Errorf("sqlite: delete user: %w", err)
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: delete user: %w", err)
 	}
@@ -402,7 +405,23 @@ func (s *Store) SessionUser(ctx context.Context, token string) (*chat.User, *cha
 
 // DeleteSession implements chat.Store.
 func (s *Store) DeleteSession(ctx context.Context, token string) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE token_hash = ?`, chat.HashSessionToken(token)); err != nil {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: delete session: %w", err)
+	}
+	defer tx.Rollback()
+	r := chat.Revocation{Reason: reasonLoggedOut}
+	err = tx.QueryRowContext(ctx, `DELETE FROM sessions WHERE token_hash = ? RETURNING id, user_id`,
+		chat.HashSessionToken(token)).Scan(&r.SessionID, &r.UserID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // already ended: nothing to revoke
+	} else if err != nil {
+		return fmt.Errorf("sqlite: delete session: %w", err)
+	}
+	if err := revoke(ctx, tx, r); err != nil {
+		return fmt.Errorf("sqlite: delete session: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: delete session: %w", err)
 	}
 	return nil
@@ -410,7 +429,24 @@ func (s *Store) DeleteSession(ctx context.Context, token string) error {
 
 // DeleteUserSessions implements chat.Store.
 func (s *Store) DeleteUserSessions(ctx context.Context, userID int64) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ?`, userID); err != nil {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: delete user sessions: %w", err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ?`, userID)
+	if err != nil {
+		return fmt.Errorf("sqlite: delete user sessions: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: delete user sessions: %w", err)
+	} else if n == 0 {
+		return nil // no session ended: nothing to revoke
+	}
+	if err := revoke(ctx, tx, chat.Revocation{UserID: userID, Reason: reasonSignedOutAll}); err != nil {
+		return fmt.Errorf("sqlite: delete user sessions: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: delete user sessions: %w", err)
 	}
 	return nil
@@ -512,9 +548,15 @@ func (s *Store) queryCourses(ctx context.Context, query string, args ...any) ([]
 	return courses, nil
 }
 
-// DeleteCourse implements chat.Store.
+// DeleteCourse implements chat.Store. The course's room goes in the same
+// transaction: its messages and its counter.
 func (s *Store) DeleteCourse(ctx context.Context, id int64) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM courses WHERE id = ?`, id)
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: delete course: %w", err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `DELETE FROM courses WHERE id = ?`, id)
 	if err != nil {
 		return fmt.Errorf("sqlite: delete course: %w", err)
 	}
@@ -522,6 +564,19 @@ func (s *Store) DeleteCourse(ctx context.Context, id int64) error {
 		return fmt.Errorf("sqlite: delete course: %w", err)
 	} else if n == 0 {
 		return courseNotFound(id)
+	}
+	room := chat.CourseRoomKey(id)
+	if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE room = ?`, room); err != nil {
+		return fmt.Errorf("sqlite: delete course: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM rooms WHERE key = ?`, room); err != nil {
+		return fmt.Errorf("sqlite: delete course: %w", err)
+	}
+	if err := revoke(ctx, tx, chat.Revocation{CourseID: id, Reason: reasonCourseDeleted}); err != nil {
+		return fmt.Errorf("sqlite: delete course: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: delete course: %w", err)
 	}
 	return nil
 }
@@ -562,7 +617,12 @@ func (s *Store) Enroll(ctx context.Context, courseID, userID int64) error {
 
 // Unenroll implements chat.Store.
 func (s *Store) Unenroll(ctx context.Context, courseID, userID int64) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM enrollments WHERE course_id = ? AND user_id = ?`, courseID, userID)
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: unenroll: %w", err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `DELETE FROM enrollments WHERE course_id = ? AND user_id = ?`, courseID, userID)
 	if err != nil {
 		return fmt.Errorf("sqlite: unenroll: %w", err)
 	}
@@ -571,8 +631,15 @@ func (s *Store) Unenroll(ctx context.Context, courseID, userID int64) error {
 		return fmt.Errorf("sqlite: unenroll: %w", err)
 	}
 	if n > 0 {
+		if err := revoke(ctx, tx, chat.Revocation{UserID: userID, CourseID: courseID, Reason: reasonNotEnrolled}); err != nil {
+			return fmt.Errorf("sqlite: unenroll: %w", err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("sqlite: unenroll: %w", err)
+		}
 		return nil
 	}
+	tx.Rollback()
 	if _, err := s.CourseByID(ctx, courseID); err != nil {
 		return err
 	}

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -214,5 +216,67 @@ func TestConcurrentReadersAndWriters(t *testing.T) {
 	members, err := s.CourseMembers(ctx, c.ID)
 	if err != nil || len(members) != 160 {
 		t.Fatalf("CourseMembers = %d, %v; want 160", len(members), err)
+	}
+}
+
+func TestDeploymentIDSurvivesReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "chatd.db")
+	s := open(t, path)
+	id, err := s.DeploymentID(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2 := open(t, path)
+	again, err := s2.DeploymentID(t.Context())
+	if err != nil || again != id {
+		t.Fatalf("after reopening DeploymentID = %q, %v; want %q", again, err, id)
+	}
+}
+
+// TestTwoStoresShareSequence opens two Stores on one file, as two chatd
+// processes would, and appends to one room from both at once: SQLite's
+// write lock (BEGIN IMMEDIATE) serialises the batches across them, so the
+// room is numbered 1..N without a gap or a repeat.
+func TestTwoStoresShareSequence(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "chatd.db")
+	stores := []*sqlite.Store{open(t, path), open(t, path)}
+	const perWorker, workers = 20, 4
+	base := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
+	results := make([][]*chat.Message, workers)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			s := stores[w%2]
+			for i := range perWorker {
+				batch := []*chat.Message{
+					{Room: "chat:lobby", User: "g", ClientID: fmt.Sprintf("%d-%d-a", w, i), Text: "a", Time: base},
+					{Room: "chat:lobby", User: "g", ClientID: fmt.Sprintf("%d-%d-b", w, i), Text: "b", Time: base},
+				}
+				if err := s.AppendMessages(t.Context(), batch); err != nil {
+					errs[w] = err
+					return
+				}
+				results[w] = append(results[w], batch...)
+			}
+		})
+	}
+	wg.Wait()
+	seen := make(map[int64]bool)
+	for w := range workers {
+		if errs[w] != nil {
+			t.Fatalf("worker %d: %v", w, errs[w])
+		}
+		for _, m := range results[w] {
+			if seen[m.Seq] || m.Seq < 1 || m.Seq > workers*perWorker*2 {
+				t.Fatalf("seq %d assigned twice or out of range", m.Seq)
+			}
+			seen[m.Seq] = true
+		}
+	}
+	first, last, err := stores[0].RoomSeq(t.Context(), "chat:lobby")
+	if err != nil || first != 1 || last != workers*perWorker*2 {
+		t.Fatalf("RoomSeq = %d, %d, %v; want 1, %d", first, last, err, workers*perWorker*2)
 	}
 }

@@ -51,6 +51,20 @@ func Run(t *testing.T, newStore NewStore) {
 		{"CanEnterCourse", testCanEnterCourse},
 		{"DeleteCourseCascades", testDeleteCourse},
 		{"ConcurrentEnroll", testConcurrentEnroll},
+		{"AppendMessages", testAppendMessages},
+		{"AppendMessagesIdempotent", testAppendIdempotent},
+		{"AppendMessagesInvalid", testAppendInvalid},
+		{"AppendMessagesConcurrentOneRoom", testAppendConcurrentOneRoom},
+		{"AppendMessagesConcurrentRooms", testAppendConcurrentRooms},
+		{"MessagesQuery", testMessagesQuery},
+		{"RoomSeqAfterPruningAll", testRoomSeqAndPruneAll},
+		{"PruneMessages", testPruneMessages},
+		{"PruneMessagesKeepsRange", testPruneMessagesKeepsRange},
+		{"DeleteCourseDeletesItsMessages", testDeleteCourseMessages},
+		{"RevocationsRecorded", testRevocationsRecorded},
+		{"RevocationsPaging", testRevocationsPaging},
+		{"PruneRevocations", testPruneRevocations},
+		{"DeploymentID", testDeploymentID},
 		{"Close", testClose},
 	}
 	for _, tt := range tests {
@@ -59,6 +73,10 @@ func Run(t *testing.T, newStore NewStore) {
 			tt.fn(t, newStore(t))
 		})
 	}
+	t.Run("DeploymentIDDiffers", func(t *testing.T) {
+		t.Parallel()
+		testDeploymentIDDiffers(t, newStore)
+	})
 }
 
 // hash is a stand-in password hash: the store keeps it as an opaque string.
@@ -848,4 +866,14 @@ func testClose(t *testing.T, s chat.Store) {
 	wantCode(t, err, chat.EINTERNAL, "UserByID after Close")
 	err = s.CreateUser(ctx, &chat.User{Username: "bob"}, hash)
 	wantCode(t, err, chat.EINTERNAL, "CreateUser after Close")
+	m := msg("chat:lobby", 0, "g", "", "x", base)
+	err = s.AppendMessages(ctx, []*chat.Message{m})
+	wantCode(t, err, chat.EINTERNAL, "AppendMessages after Close")
+	if m.Seq != 0 {
+		t.Fatalf("AppendMessages after Close set Seq %d", m.Seq)
+	}
+	_, err = s.Messages(ctx, "chat:lobby", chat.MessageQuery{Limit: 1})
+	wantCode(t, err, chat.EINTERNAL, "Messages after Close")
+	_, err = s.DeploymentID(ctx)
+	wantCode(t, err, chat.EINTERNAL, "DeploymentID after Close")
 }
