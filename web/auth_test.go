@@ -83,9 +83,11 @@ func TestThrottle(t *testing.T) {
 	}
 }
 
-func TestDMGroup(t *testing.T) {
-	if DMGroup("Bob", "alice") != "dm:alice|bob" || DMGroup("alice", "BOB") != DMGroup("bob", "Alice") {
-		t.Errorf("DMGroup not canonical: %q %q", DMGroup("Bob", "alice"), DMGroup("alice", "BOB"))
+// TestDMRoomKey: both people of a private room reach the same room key,
+// whoever opens it.
+func TestDMRoomKey(t *testing.T) {
+	if a, b := chat.DMRoom(7, 3).Key(), chat.DMRoom(3, 7).Key(); a != "dm:3:7" || a != b {
+		t.Errorf("DM room keys %q and %q, want both dm:3:7", a, b)
 	}
 }
 
