@@ -327,6 +327,9 @@ func (s *Store) DeleteUser(ctx context.Context, id int64) error {
 	} else if err != nil {
 		return fmt.Errorf("postgres: delete user: %w", err)
 	}
+	if err := revoke(ctx, tx, chat.Revocation{UserID: id, Reason: reasonAccountDeleted}); err != nil {
+		return fmt.Errorf("postgres: delete user: %w", err)
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("postgres: delete user: %w", err)
 	}
@@ -381,7 +384,23 @@ func (s *Store) SessionUser(ctx context.Context, token string) (*chat.User, *cha
 
 // DeleteSession implements chat.Store.
 func (s *Store) DeleteSession(ctx context.Context, token string) error {
-	if _, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE token_hash = $1`, chat.HashSessionToken(token)); err != nil {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: delete session: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	r := chat.Revocation{Reason: reasonLoggedOut}
+	err = tx.QueryRow(ctx, `DELETE FROM sessions WHERE token_hash = $1 RETURNING id, user_id`,
+		chat.HashSessionToken(token)).Scan(&r.SessionID, &r.UserID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil // already ended: nothing to revoke
+	} else if err != nil {
+		return fmt.Errorf("postgres: delete session: %w", err)
+	}
+	if err := revoke(ctx, tx, r); err != nil {
+		return fmt.Errorf("postgres: delete session: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("postgres: delete session: %w", err)
 	}
 	return nil
@@ -389,7 +408,22 @@ func (s *Store) DeleteSession(ctx context.Context, token string) error {
 
 // DeleteUserSessions implements chat.Store.
 func (s *Store) DeleteUserSessions(ctx context.Context, userID int64) error {
-	if _, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1`, userID); err != nil {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: delete user sessions: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	tag, err := tx.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1`, userID)
+	if err != nil {
+		return fmt.Errorf("postgres: delete user sessions: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return nil // no session ended: nothing to revoke
+	}
+	if err := revoke(ctx, tx, chat.Revocation{UserID: userID, Reason: reasonSignedOutAll}); err != nil {
+		return fmt.Errorf("postgres: delete user sessions: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("postgres: delete user sessions: %w", err)
 	}
 	return nil
@@ -474,14 +508,35 @@ func (s *Store) queryCourses(ctx context.Context, query string, args ...any) ([]
 	return courses, nil
 }
 
-// DeleteCourse implements chat.Store.
+// DeleteCourse implements chat.Store. The course's room goes in the same
+// transaction. Its rooms row is deleted first: that waits for an append to
+// the room that holds the row, and the row's ON DELETE CASCADE then deletes
+// the messages that append committed too.
 func (s *Store) DeleteCourse(ctx context.Context, id int64) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM courses WHERE id = $1`, id)
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: delete course: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	tag, err := tx.Exec(ctx, `DELETE FROM courses WHERE id = $1`, id)
 	if err != nil {
 		return fmt.Errorf("postgres: delete course: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
 		return courseNotFound(id)
+	}
+	room := chat.CourseRoomKey(id)
+	if _, err := tx.Exec(ctx, `DELETE FROM rooms WHERE key = $1`, room); err != nil {
+		return fmt.Errorf("postgres: delete course: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM messages WHERE room = $1`, room); err != nil {
+		return fmt.Errorf("postgres: delete course: %w", err)
+	}
+	if err := revoke(ctx, tx, chat.Revocation{CourseID: id, Reason: reasonCourseDeleted}); err != nil {
+		return fmt.Errorf("postgres: delete course: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: delete course: %w", err)
 	}
 	return nil
 }
@@ -524,13 +579,25 @@ func (s *Store) Enroll(ctx context.Context, courseID, userID int64) error {
 
 // Unenroll implements chat.Store.
 func (s *Store) Unenroll(ctx context.Context, courseID, userID int64) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM enrollments WHERE course_id = $1 AND user_id = $2`, courseID, userID)
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: unenroll: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	tag, err := tx.Exec(ctx, `DELETE FROM enrollments WHERE course_id = $1 AND user_id = $2`, courseID, userID)
 	if err != nil {
 		return fmt.Errorf("postgres: unenroll: %w", err)
 	}
 	if tag.RowsAffected() > 0 {
+		if err := revoke(ctx, tx, chat.Revocation{UserID: userID, CourseID: courseID, Reason: reasonNotEnrolled}); err != nil {
+			return fmt.Errorf("postgres: unenroll: %w", err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return fmt.Errorf("postgres: unenroll: %w", err)
+		}
 		return nil
 	}
+	tx.Rollback(ctx)
 	if _, err := s.CourseByID(ctx, courseID); err != nil {
 		return err
 	}

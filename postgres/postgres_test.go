@@ -164,3 +164,181 @@ func TestTokenNotStored(t *testing.T) {
 		t.Fatalf("the sessions row %q contains the token", row)
 	}
 }
+
+// TestTwoStoresShareSequence opens two Stores, each with its own pool, on
+// one schema, as two chatd processes would, and appends from both at once:
+// to one room, and in batches that span two rooms in opposite orders. The
+// rooms row locks serialise the batches across the pools, so every room is
+// numbered 1..N without a gap or a repeat, no batch deadlocks, and a retry
+// through the other store finds the original.
+func TestTwoStoresShareSequence(t *testing.T) {
+	_, u := freshSchema(t)
+	stores := []*postgres.Store{open(t, u), open(t, u)}
+	ctx := t.Context()
+	base := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
+	const workers, batches = 8, 12
+	var (
+		mu   sync.Mutex
+		errs []error
+		all  []*chat.Message
+	)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			s, other := stores[w%2], stores[(w+1)%2]
+			for b := range batches {
+				rooms := []string{"chat:lobby", "chat:lobby"}
+				if b%3 == 1 {
+					rooms = []string{"chat:a", "chat:lobby"}
+				} else if b%3 == 2 {
+					rooms = []string{"chat:lobby", "chat:a"}
+				}
+				batch := make([]*chat.Message, len(rooms))
+				retry := make([]*chat.Message, len(rooms))
+				for i, room := range rooms {
+					id := fmt.Sprintf("%d-%d-%d", w, b, i)
+					batch[i] = &chat.Message{Room: room, UserID: int64(w + 1), User: "u", ClientID: id, Text: id, Time: base}
+					retry[i] = &chat.Message{Room: room, UserID: int64(w + 1), User: "u", ClientID: id, Text: "retry", Time: base}
+				}
+				err := s.AppendMessages(ctx, batch)
+				if err == nil {
+					err = other.AppendMessages(ctx, retry)
+				}
+				for i := 0; err == nil && i < len(batch); i++ {
+					if !retry[i].Duplicate || retry[i].Seq != batch[i].Seq || retry[i].Text != batch[i].Text {
+						err = fmt.Errorf("retry %+v of %+v through the other store is not its duplicate", retry[i], batch[i])
+					}
+				}
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, err)
+				}
+				all = append(all, batch...)
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		t.Fatal(err)
+	}
+	count := make(map[string]int64)
+	seen := make(map[string]bool)
+	for _, m := range all {
+		count[m.Room]++
+		k := fmt.Sprint(m.Room, m.Seq)
+		if seen[k] {
+			t.Fatalf("%s seq %d was assigned twice", m.Room, m.Seq)
+		}
+		seen[k] = true
+	}
+	for room, n := range count {
+		for _, s := range stores {
+			first, last, err := s.RoomSeq(ctx, room)
+			if err != nil || first != 1 || last != n {
+				t.Fatalf("RoomSeq(%s) = %d, %d, %v; want 1, %d", room, first, last, err, n)
+			}
+		}
+		got, err := stores[1].Messages(ctx, room, chat.MessageQuery{Limit: chat.MaxMessagesQuery})
+		if err != nil || int64(len(got)) != n {
+			t.Fatalf("Messages(%s) = %d messages, %v; want %d", room, len(got), err, n)
+		}
+		for i, m := range got {
+			if m.Seq != int64(i+1) {
+				t.Fatalf("%s: message %d has seq %d: a gap", room, i, m.Seq)
+			}
+		}
+	}
+}
+
+// TestRevocationVersionsFollowCommits records revocations from two stores
+// at once. Each recorder locks the table before drawing a version, so
+// versions are distinct and, once a version is visible, no lower one can
+// still appear.
+func TestRevocationVersionsFollowCommits(t *testing.T) {
+	_, u := freshSchema(t)
+	stores := []*postgres.Store{open(t, u), open(t, u)}
+	ctx := t.Context()
+	owner := &chat.User{Username: "owner"}
+	if err := stores[0].CreateUser(ctx, owner, "h"); err != nil {
+		t.Fatal(err)
+	}
+	c := &chat.Course{Title: "C", OwnerID: owner.ID}
+	if err := stores[0].CreateCourse(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	const workers, rounds = 6, 5
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			s := stores[w%2]
+			u := &chat.User{Username: fmt.Sprint("stu", w)}
+			if errs[w] = s.CreateUser(ctx, u, "h"); errs[w] != nil {
+				return
+			}
+			for range rounds {
+				if errs[w] = s.Enroll(ctx, c.ID, u.ID); errs[w] != nil {
+					return
+				}
+				if errs[w] = s.Unenroll(ctx, c.ID, u.ID); errs[w] != nil {
+					return
+				}
+			}
+		})
+	}
+	// Poll while they run, as every chatd process does: a poller that moves
+	// past each version it sees must still see every revocation.
+	var (
+		seen    []chat.Revocation
+		pollErr error
+	)
+	done, polled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(polled)
+		after := int64(0)
+		for {
+			var finished bool
+			select {
+			case <-done:
+				finished = true
+			default:
+			}
+			revs, err := stores[1].Revocations(ctx, after, 7)
+			if err != nil {
+				pollErr = err
+				return
+			}
+			for _, r := range revs {
+				seen = append(seen, r)
+				after = r.Version
+			}
+			if finished && len(revs) == 0 {
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	close(done)
+	<-polled
+	for _, err := range append(errs, pollErr) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := stores[0].Revocations(ctx, 0, 1000)
+	if err != nil || len(all) != workers*rounds {
+		t.Fatalf("Revocations = %d, %v; want %d", len(all), err, workers*rounds)
+	}
+	if len(seen) != len(all) {
+		t.Fatalf("the poller saw %d revocations, want all %d", len(seen), len(all))
+	}
+	for i := range all {
+		if seen[i] != all[i] {
+			t.Fatalf("poller saw %+v at %d, the table has %+v", seen[i], i, all[i])
+		}
+	}
+}
