@@ -71,8 +71,10 @@
     return e && typeof e.id === "string" && typeof e.text === "string";
   });
   const outboxEls = new Map(); // id → its <li>
-  const retryTimers = new Map(); // id → timeout of an automatic retry
-  const retries = new Map(); // id → automatic retries so far
+  // After a transient refusal the whole outbox is sent again, in order,
+  // after a delay that grows while refusals go on.
+  let retryTimer = null;
+  let refusals = 0;
 
   // The first item of the log says what older history is doing (loading,
   // failed, removed); it is hidden when there is nothing to say.
@@ -256,17 +258,17 @@
     if (old) old.remove();
     if (e.failed) {
       const n = el("span", "note", "Not sent: " + e.failed);
-      n.appendChild(button("Retry", function () { retry(e.id); }));
-      n.appendChild(button("Edit", function () { edit(e.id); }));
-      n.appendChild(button("Discard", function () { drop(e.id); }));
+      n.appendChild(button("retry", "Retry", function () { retry(e.id); }));
+      n.appendChild(button("edit", "Edit", function () { edit(e.id); }));
+      n.appendChild(button("discard", "Discard", function () { drop(e.id); }));
       li.appendChild(n);
     } else if (note) {
       li.appendChild(el("span", "note", note));
     }
   }
 
-  function button(label, onClick) {
-    const b = el("button", "link", label);
+  function button(cls, label, onClick) {
+    const b = el("button", "link " + cls, label);
     b.type = "button";
     b.addEventListener("click", onClick);
     return b;
@@ -280,15 +282,13 @@
   function forget(id) {
     outbox = outbox.filter(function (e) { return e.id !== id; });
     saveOutbox();
-    clearTimeout(retryTimers.get(id));
-    retryTimers.delete(id);
-    retries.delete(id);
   }
 
   // settle turns the outbox entry id into the message it became, stored
   // as seq (0: history off): once, in its place.
   function settle(id, seq, iso) {
     forget(id);
+    refusals = 0;
     const li = outboxEls.get(id);
     outboxEls.delete(id);
     if (!li) return;
@@ -307,8 +307,9 @@
 
   // An error frame naming one of my messages. The text is never lost:
   //   - a transient refusal (unavailable: not stored; rate_limited) keeps
-  //     the entry pending and sends it again by itself, after a growing
-  //     delay and on every reconnect, as if the connection had dropped;
+  //     the entry pending, says why, and sends the outbox again by itself
+  //     after a growing delay (and on every reconnect), as if the
+  //     connection had dropped; ids make the repeats harmless;
   //   - any other refusal marks the entry failed, in its place in the log,
   //     with the server's reason and Retry / Edit / Discard. Putting the
   //     text back in the input instead would overwrite whatever the
@@ -320,12 +321,12 @@
     const e = entry(id);
     if (!e) return;
     if (transient[code]) {
-      const n = (retries.get(id) || 0) + 1;
-      retries.set(id, n);
-      const delay = Math.min(30000, 1000 * Math.pow(2, n - 1)) * (0.5 + Math.random() / 2);
-      clearTimeout(retryTimers.get(id));
-      retryTimers.set(id, setTimeout(function () { retryTimers.delete(id); send(e); }, delay));
       render(e, "Not stored yet (" + reason + "); trying again…");
+      if (!retryTimer) {
+        const delay = Math.min(30000, 1000 * Math.pow(2, refusals)) * (0.5 + Math.random() / 2);
+        refusals++;
+        retryTimer = setTimeout(function () { retryTimer = null; flush(); }, delay);
+      }
       return;
     }
     e.failed = reason;
@@ -363,12 +364,13 @@
     if (li) li.remove();
   }
 
-  // flush sends every pending outbox entry, with its id, on a new socket.
+  // flush sends every pending outbox entry again, with its id, in order:
+  // on a new socket, or after a transient refusal.
   function flush() {
+    clearTimeout(retryTimer);
+    retryTimer = null;
     for (const e of outbox) {
       if (e.failed) continue;
-      clearTimeout(retryTimers.get(e.id));
-      retryTimers.delete(e.id);
       render(e);
       send(e);
     }
@@ -453,8 +455,10 @@
     // The first connect of a page load gets history on join; later ones
     // resume from the last seq seen, so a dropped connection or a server
     // restart costs nothing and shows nothing twice.
+    let opened = false;
     socket = new WebSocket(resumable ? socketURL + "?after=" + lastSeq : socketURL, ["chatd.v1"]);
     socket.onopen = function () {
+      opened = true;
       attempt = 0;
       setStatus("online", "connected");
       flush();
@@ -484,6 +488,7 @@
     };
     socket.onclose = function (e) {
       socket = null;
+      if (!opened && resumable) checkHistoryOff();
       if (final[e.code]) {
         setStatus("offline", "disconnected");
         system("Disconnected: " + (e.reason || "code " + e.code) + ". Reload the page to try again.");
@@ -496,6 +501,23 @@
       setStatus("offline", "offline, retrying in " + Math.ceil(delay / 1000) + " s");
       timer = setTimeout(connect, delay);
     };
+  }
+
+  // checkHistoryOff asks the history API whether the server stopped
+  // keeping history (it was restarted with HISTORY=off): then it refuses
+  // ?after= with 400 before the upgrade, which a page cannot tell from a
+  // server that is down, and the page connects without it.
+  function checkHistoryOff() {
+    if (!historyURL) return;
+    fetch(historyURL + "?limit=1", { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { return r.status === 404 ? r.json() : null; })
+      .then(function (body) {
+        if (body && body.error === "history_off") {
+          resumable = false;
+          history = false;
+        }
+      })
+      .catch(function () { /* down: try again at the next failure */ });
   }
 
   // reconnectNow cuts a backoff wait short (the network is back, or the
