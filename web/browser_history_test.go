@@ -577,3 +577,31 @@ func TestBrowserServerRestartsWithoutHistory(t *testing.T) {
 		t.Errorf("the page shows %q", got)
 	}
 }
+
+// TestBrowserResumeAfterRetention: messages the page missed while away
+// were partly removed by retention before it came back; it shows a quiet
+// line where they were and the ones still kept, once and in order.
+func TestBrowserResumeAfterRetention(t *testing.T) {
+	srv := startHistoryChatd(t)
+	px := newCutProxy(t, srv.Addr)
+	ctx := browser(t)
+	run(t, ctx, chromedp.Navigate(px.URL+"/chat/lobby/"), poll(pageConnected))
+	post(t, srv.URL, "lobby", "seen")
+	run(t, ctx, poll(hasMessage("seen")))
+	px.refuse(true)
+	px.cut()
+	waitJS(t, ctx, pageOffline)
+	var missed []string
+	for i := 1; i <= 10; i++ {
+		missed = append(missed, "m"+strconv.Itoa(i))
+	}
+	post(t, srv.URL, "lobby", missed...)
+	srv = srv.StartAgain(t, "-history-max-per-room", "3")
+	waitFor(t, "retention ran", func() bool { return strings.Contains(srv.Stderr(), "history retention removed old messages") })
+	px.refuse(false)
+	waitJS(t, ctx, pageConnected+` && `+hasMessage("m10"))
+	const lines = `[...document.querySelectorAll('#chat-log li:not(.older)')].map(e => e.querySelector('.text').textContent).join('\n')`
+	if got, want := eval[string](t, ctx, lines), "seen\nolder messages were removed\nm8\nm9\nm10"; got != want {
+		t.Errorf("the log reads:\n%s\nwant:\n%s", got, want)
+	}
+}
