@@ -110,6 +110,21 @@ func post(t *testing.T, base, room string, texts ...string) {
 	}
 }
 
+// signUp creates the account name through the sign-up form and waits
+// until the page it goes to next (a room) is connected.
+func signUp(t *testing.T, ctx context.Context, base, name, next string) {
+	t.Helper()
+	run(t, ctx,
+		chromedp.Navigate(base+"/accounts/signup/?next="+next),
+		chromedp.WaitVisible(chromedp.ID("id_username")),
+		chromedp.SendKeys(chromedp.ID("id_username"), name),
+		chromedp.SendKeys(chromedp.ID("id_password"), "a long password"),
+		chromedp.SendKeys(chromedp.ID("id_password2"), "a long password"),
+		chromedp.Click(chromedp.ID("signup-submit")),
+	)
+	waitJS(t, ctx, `location.pathname === '`+next+`' && `+pageConnected)
+}
+
 // say types text into the room page and presses Enter.
 func say(t *testing.T, ctx context.Context, text string) {
 	t.Helper()
@@ -228,15 +243,7 @@ func TestBrowserReconnectsShowNothingTwice(t *testing.T) {
 	srv := startHistoryChatd(t)
 	px := newCutProxy(t, srv.Addr)
 	ctx := browser(t)
-	run(t, ctx,
-		chromedp.Navigate(px.URL+"/accounts/signup/?next=/chat/lobby/"),
-		chromedp.WaitVisible(chromedp.ID("id_username")),
-		chromedp.SendKeys(chromedp.ID("id_username"), "rita"),
-		chromedp.SendKeys(chromedp.ID("id_password"), "a long password"),
-		chromedp.SendKeys(chromedp.ID("id_password2"), "a long password"),
-		chromedp.Click(chromedp.ID("signup-submit")),
-	)
-	waitJS(t, ctx, `location.pathname === '/chat/lobby/' && `+pageConnected)
+	signUp(t, ctx, px.URL, "rita", "/chat/lobby/")
 	post(t, srv.URL, "lobby", "hello rita")
 	run(t, ctx, poll(hasMessage("hello rita")))
 	want := []string{"hello rita"}
@@ -603,5 +610,28 @@ func TestBrowserResumeAfterRetention(t *testing.T) {
 	const lines = `[...document.querySelectorAll('#chat-log li:not(.older)')].map(e => e.querySelector('.text').textContent).join('\n')`
 	if got, want := eval[string](t, ctx, lines), "seen\nolder messages were removed\nm8\nm9\nm10"; got != want {
 		t.Errorf("the log reads:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestBrowserPrivateRoomHistory: a private room's page loads its older
+// history from the private room's own history API.
+func TestBrowserPrivateRoomHistory(t *testing.T) {
+	srv := startHistoryChatd(t, "-history-on-join", "1")
+	bob := browser(t)
+	signUp(t, bob, srv.URL, "bob", "/chat/lobby/")
+	rita := browser(t)
+	signUp(t, rita, srv.URL, "rita", "/chat/dm/bob/")
+	want := []string{"one", "two", "three"}
+	for _, text := range want {
+		say(t, rita, text)
+		run(t, rita, poll(hasMessage(text)))
+	}
+	// bob gets the latest message on join; the log is too short to scroll,
+	// so the page loads the rest at once.
+	run(t, bob, chromedp.Navigate(srv.URL+"/chat/dm/rita/"), poll(pageConnected), poll(hasMessage("one")))
+	checkLog(t, bob, want)
+	const authors = `[...document.querySelectorAll('#chat-log .msg .author')].map(e => e.textContent).join(',')`
+	if got := eval[string](t, bob, authors); got != "rita,rita,rita" {
+		t.Errorf("bob sees authors %s", got)
 	}
 }
