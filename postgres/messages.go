@@ -28,8 +28,8 @@ import (
 //     then, per room, one query for the batch's client ids. Each statement
 //     sees what committed before it started, so the look-ups, which run
 //     after every lock is held, see every message stored under them.
-//  2. One multi-row INSERT of the new messages (unnest of arrays) and one
-//     UPDATE of the rooms' counters.
+//  2. One multi-row INSERT of the new messages (unnest of arrays) and an
+//     UPDATE of each room's counter.
 //  3. COMMIT.
 //
 // Locking rooms in one global order means that two batches sharing rooms
@@ -59,11 +59,16 @@ func (s *Store) AppendMessages(ctx context.Context, msgs []*chat.Message) error 
 		for i, k := range r.Lookup {
 			senders[i], ids[i] = k.Sender, k.ClientID
 		}
-		// client_id <> '' lets the planner use the partial unique index.
-		lock.Queue(`SELECT m.sender_key, m.client_id, m.seq, m.created_at, m.body
+		// LATERAL with LIMIT (which keeps the planner from flattening it
+		// into a join) makes the plan a loop over the pairs with one probe
+		// of the partial unique index each (client_id <> '' lets the
+		// planner use it). A plain join may be planned as a hash join over
+		// all the room's messages, which grows with the room.
+		lock.Queue(`SELECT k.sender_key, k.client_id, m.seq, m.created_at, m.body
 			FROM unnest($2::text[], $3::text[]) AS k (sender_key, client_id)
-			JOIN messages m ON m.room = $1 AND m.sender_key = k.sender_key AND m.client_id = k.client_id
-			WHERE m.client_id <> ''`, r.Key, senders, ids).
+			CROSS JOIN LATERAL (SELECT seq, created_at, body FROM messages
+				WHERE room = $1 AND sender_key = k.sender_key AND client_id = k.client_id AND client_id <> '' LIMIT 1) m`,
+			r.Key, senders, ids).
 			Query(func(rows pgx.Rows) error {
 				for rows.Next() {
 					var k msgbatch.Key
@@ -96,19 +101,15 @@ func (s *Store) AppendMessages(ctx context.Context, msgs []*chat.Message) error 
 			room[i], seq[i], sender[i], userID[i] = m.Room, row.Seq, row.SenderKey, m.UserID
 			user[i], clientID[i], body[i], created[i] = m.User, m.ClientID, m.Text, row.Time
 		}
-		var keys []string
-		var lasts []int64
-		for _, r := range b.Rooms {
-			if r.Next != r.Last {
-				keys, lasts = append(keys, r.Key), append(lasts, r.Next)
-			}
-		}
 		var write pgx.Batch
 		write.Queue(`INSERT INTO messages (room, seq, sender_key, user_id, username, client_id, body, created_at)
 			SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])`,
 			room, seq, sender, userID, user, clientID, body, created)
-		write.Queue(`UPDATE rooms SET last_seq = v.last_seq
-			FROM unnest($1::text[], $2::bigint[]) AS v (key, last_seq) WHERE rooms.key = v.key`, keys, lasts)
+		for _, r := range b.Rooms {
+			if r.Next != r.Last {
+				write.Queue(`UPDATE rooms SET last_seq = $2 WHERE key = $1`, r.Key, r.Next)
+			}
+		}
 		if err := tx.SendBatch(ctx, &write).Close(); err != nil {
 			return fmt.Errorf("postgres: append messages: %w", err)
 		}

@@ -510,8 +510,8 @@ func (s *Store) queryCourses(ctx context.Context, query string, args ...any) ([]
 
 // DeleteCourse implements chat.Store. The course's room goes in the same
 // transaction. Its rooms row is deleted first: that waits for an append to
-// the room that holds the row, and the row's ON DELETE CASCADE then deletes
-// the messages that append committed too.
+// the room that holds the row, and the DELETE of the messages, a later
+// statement, then sees and deletes what that append committed too.
 func (s *Store) DeleteCourse(ctx context.Context, id int64) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {

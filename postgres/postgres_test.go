@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -340,5 +341,112 @@ func TestRevocationVersionsFollowCommits(t *testing.T) {
 		if seen[i] != all[i] {
 			t.Fatalf("poller saw %+v at %d, the table has %+v", seen[i], i, all[i])
 		}
+	}
+}
+
+// BenchmarkAppendMessages appends batches of 1, 16 and 128 messages, each
+// with a client id, to one room; an op is one batch (one transaction).
+// msgs/s is the throughput.
+func BenchmarkAppendMessages(b *testing.B) {
+	for _, size := range []int{1, 16, 128} {
+		b.Run(fmt.Sprint("batch=", size), func(b *testing.B) {
+			_, u := pgtest.Schema(b, "chatd_bench")
+			s, err := postgres.Open(b.Context(), u)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			now := time.Now()
+			batch := make([]*chat.Message, size)
+			n := 0
+			for b.Loop() {
+				for i := range batch {
+					n++
+					batch[i] = &chat.Message{Room: "chat:bench", UserID: 1, User: "alice", ClientID: fmt.Sprint("c", n),
+						Text: "a typical chat message of some sixty characters, give or take", Time: now}
+				}
+				if err := s.AppendMessages(b.Context(), batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
+
+// TestDeleteCourseWaitsForAppend holds a course room's rows lock, as an
+// append in flight does, with a message inserted under it, while
+// DeleteCourse runs: DeleteCourse waits for the lock and then deletes that
+// message too, so no message outlives its course.
+func TestDeleteCourseWaitsForAppend(t *testing.T) {
+	_, u := freshSchema(t)
+	s := open(t, u)
+	ctx := t.Context()
+	owner := &chat.User{Username: "owner"}
+	if err := s.CreateUser(ctx, owner, "h"); err != nil {
+		t.Fatal(err)
+	}
+	c := &chat.Course{Title: "C", OwnerID: owner.ID}
+	if err := s.CreateCourse(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	room := chat.CourseRoomKey(c.ID)
+	base := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
+	if err := s.AppendMessages(ctx, []*chat.Message{{Room: room, User: "g", Text: "one", Time: base}}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The "append in flight": the rooms row locked, message 2 inserted.
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	for _, q := range []string{
+		`SELECT last_seq FROM rooms WHERE key = $1 FOR UPDATE`,
+		`INSERT INTO messages (room, seq, sender_key, username, body, created_at) VALUES ($1, 2, 'n:g', 'g', 'two', now())`,
+		`UPDATE rooms SET last_seq = 2 WHERE key = $1`,
+	} {
+		if _, err := tx.Exec(ctx, q, room); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.DeleteCourse(ctx, c.ID) }()
+	// Wait until DeleteCourse is blocked by this transaction (an event, not
+	// a time).
+	watch := admin(t)
+	for {
+		var waiting bool
+		if err := watch.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE $1 = ANY (pg_blocking_pids(pid)))`, conn.PgConn().PID()).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("DeleteCourse returned (%v) while the room was locked", err)
+		default:
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Messages(ctx, room, chat.MessageQuery{Limit: 10})
+	if err != nil || len(got) != 0 {
+		t.Fatalf("after DeleteCourse the room has %d messages (%v), want none", len(got), err)
+	}
+	if first, last, err := s.RoomSeq(ctx, room); err != nil || first != 0 || last != 0 {
+		t.Fatalf("RoomSeq = %d, %d, %v; want 0, 0", first, last, err)
 	}
 }

@@ -280,3 +280,36 @@ func TestTwoStoresShareSequence(t *testing.T) {
 		t.Fatalf("RoomSeq = %d, %d, %v; want 1, %d", first, last, err, workers*perWorker*2)
 	}
 }
+
+// BenchmarkAppendMessages appends batches of 1, 16 and 128 messages, each
+// with a client id, to one room of a database file; an op is one batch
+// (one transaction, synchronous=FULL). msgs/s is the throughput.
+func BenchmarkAppendMessages(b *testing.B) {
+	for _, size := range []int{1, 16, 128} {
+		b.Run(fmt.Sprint("batch=", size), func(b *testing.B) {
+			s, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "chatd.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			benchAppend(b, s, size)
+		})
+	}
+}
+
+func benchAppend(b *testing.B, s chat.Store, size int) {
+	now := time.Now()
+	batch := make([]*chat.Message, size)
+	n := 0
+	for b.Loop() {
+		for i := range batch {
+			n++
+			batch[i] = &chat.Message{Room: "chat:bench", UserID: 1, User: "alice", ClientID: fmt.Sprint("c", n),
+				Text: "a typical chat message of some sixty characters, give or take", Time: now}
+		}
+		if err := s.AppendMessages(b.Context(), batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "msgs/s")
+}

@@ -15,6 +15,7 @@ import (
 
 	chat "github.com/chatd/chat"
 	"github.com/chatd/chat/password"
+	"github.com/chatd/chat/sqlite"
 )
 
 // adminHarness runs admin commands against a real SQLite store in a
@@ -473,7 +474,7 @@ func TestRunMigrate(t *testing.T) {
 		if err := runMigrate(ctx, "", dir, &out); err != nil {
 			t.Fatal(err)
 		}
-		want := "SQLite " + filepath.Join(dir, "chatd.db") + ": schema version 1 (up to date)\n"
+		want := fmt.Sprintf("SQLite %s: schema version %d (up to date)\n", filepath.Join(dir, "chatd.db"), sqlite.KnownSchemaVersion())
 		if out.String() != want {
 			t.Fatalf("migrate printed %q, want %q", out.String(), want)
 		}
@@ -488,7 +489,8 @@ func TestRunMigrate(t *testing.T) {
 	}
 	db.Close()
 	err = runMigrate(ctx, "", dir, &bytes.Buffer{})
-	if err == nil || err.Error() != "migrate: sqlite: database schema version 7 is newer than this chatd (knows 1); upgrade chatd" {
+	want := fmt.Sprintf("migrate: sqlite: database schema version 7 is newer than this chatd (knows %d); upgrade chatd", sqlite.KnownSchemaVersion())
+	if err == nil || err.Error() != want {
 		t.Fatalf("migrate of a newer database: %v", err)
 	}
 	if err := runMigrate(ctx, "redis://x", dir, &bytes.Buffer{}); err == nil || !strings.HasPrefix(err.Error(), "migrate: DATABASE_URL scheme redis") {

@@ -16,7 +16,7 @@ import (
 )
 
 // URL returns CHATD_TEST_POSTGRES_URL, or skips the test when it is unset.
-func URL(t *testing.T) string {
+func URL(t testing.TB) string {
 	t.Helper()
 	u := os.Getenv("CHATD_TEST_POSTGRES_URL")
 	if u == "" {
@@ -28,7 +28,7 @@ func URL(t *testing.T) string {
 
 // Admin connects to the test server with URL as given; the connection is
 // closed when the test ends.
-func Admin(t *testing.T) *pgx.Conn {
+func Admin(t testing.TB) *pgx.Conn {
 	t.Helper()
 	conn, err := pgx.Connect(t.Context(), URL(t))
 	if err != nil {
@@ -43,7 +43,7 @@ func Admin(t *testing.T) *pgx.Conn {
 // whose connections use it as their search_path. Call it before opening
 // anything on the URL: cleanups run last-in first-out, so the drop runs
 // after those connections are closed.
-func Schema(t *testing.T, prefix string) (schema, schemaURL string) {
+func Schema(t testing.TB, prefix string) (schema, schemaURL string) {
 	t.Helper()
 	conn := Admin(t)
 	b := make([]byte, 6)
@@ -63,7 +63,7 @@ func Schema(t *testing.T, prefix string) (schema, schemaURL string) {
 
 // WithSearchPath returns raw (a URL or a keyword/value string) with its
 // search_path set to schema.
-func WithSearchPath(t *testing.T, raw, schema string) string {
+func WithSearchPath(t testing.TB, raw, schema string) string {
 	t.Helper()
 	if !strings.HasPrefix(raw, "postgres://") && !strings.HasPrefix(raw, "postgresql://") {
 		return raw + " search_path=" + schema // keyword/value form

@@ -20,12 +20,15 @@ CREATE TABLE rooms (
 -- Stored messages, numbered 1, 2, 3, ... in each room without a gap.
 -- Retention deletes from the old end only, so a room's rows are always
 -- seq first..last. user_id is not a foreign key: history outlives the
--- account that wrote it. sender_key is chat.Message.SenderKey() ("u:<user
+-- account that wrote it. Nor is room: AppendMessages writes the rooms row
+-- in the same transaction and DeleteCourse deletes both, and the per-row
+-- check of a foreign key (a trigger running a query) cost more than the
+-- insert itself. sender_key is chat.Message.SenderKey() ("u:<user
 -- id>" or "n:<name>"): a client id is unique per room and sender, which the
 -- partial unique index enforces as a safety net (AppendMessages finds
 -- repeats, with the room locked, before inserting).
 CREATE TABLE messages (
-	room       text        NOT NULL REFERENCES rooms (key) ON DELETE CASCADE,
+	room       text        NOT NULL,            -- rooms.key
 	seq        bigint      NOT NULL CHECK (seq > 0),
 	sender_key text        NOT NULL,
 	user_id    bigint      NOT NULL DEFAULT 0,  -- 0 for guests and bots

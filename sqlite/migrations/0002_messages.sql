@@ -17,11 +17,14 @@ CREATE TABLE rooms (
 -- (which holds the write lock, so numbers have no gap). Retention deletes
 -- from the old end only, so a room's rows are always seq first..last.
 -- user_id is not a foreign key: history outlives the account that wrote it.
+-- Nor is room: AppendMessages writes the rooms row in the same transaction
+-- and DeleteCourse deletes both, and on PostgreSQL the per-row check of a
+-- foreign key cost more than the insert itself (the schemas stay alike).
 -- sender_key is chat.Message.SenderKey() ("u:<user id>" or "n:<name>"):
 -- a client id is unique per room and sender, which the partial unique index
 -- enforces as a safety net (AppendMessages finds repeats before inserting).
 CREATE TABLE messages (
-	room       TEXT    NOT NULL REFERENCES rooms (key) ON DELETE CASCADE,
+	room       TEXT    NOT NULL,             -- rooms.key
 	seq        INTEGER NOT NULL CHECK (seq > 0),
 	sender_key TEXT    NOT NULL,
 	user_id    INTEGER NOT NULL DEFAULT 0,   -- 0 for guests and bots
