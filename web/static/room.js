@@ -489,7 +489,9 @@
     socket.onclose = function (e) {
       socket = null;
       if (!opened && resumable) checkHistoryOff();
-      if (final[e.code]) {
+      // A slow consumer (1008 too) only missed frames, which a resume
+      // brings back: it may reconnect.
+      if (final[e.code] && !(e.code === 1008 && /^slow consumer/.test(e.reason))) {
         setStatus("offline", "disconnected");
         system("Disconnected: " + (e.reason || "code " + e.code) + ". Reload the page to try again.");
         return;
