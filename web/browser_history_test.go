@@ -635,3 +635,27 @@ func TestBrowserPrivateRoomHistory(t *testing.T) {
 		t.Errorf("bob sees authors %s", got)
 	}
 }
+
+// TestBrowserEchoOff: with ECHO off my messages never come back as chat
+// messages; their acks turn the pending entries into messages, in seq
+// order among the others', once – also after a reload.
+func TestBrowserEchoOff(t *testing.T) {
+	srv := startHistoryChatd(t, "-echo=false")
+	ctx := browser(t)
+	run(t, ctx, chromedp.Navigate(srv.URL+"/chat/lobby/"), poll(pageConnected))
+	say(t, ctx, "quiet 1")
+	run(t, ctx, poll(hasMessage("quiet 1")))
+	post(t, srv.URL, "lobby", "someone else")
+	run(t, ctx, poll(hasMessage("someone else")))
+	say(t, ctx, "quiet 2")
+	run(t, ctx, poll(hasMessage("quiet 2")))
+	want := []string{"quiet 1", "someone else", "quiet 2"}
+	checkLog(t, ctx, want)
+	run(t, ctx, chromedp.Reload())
+	waitJS(t, ctx, pageConnected+` && `+hasMessage("quiet 2"))
+	checkLog(t, ctx, want)
+	const authors = `[...document.querySelectorAll('#chat-log .msg .author')].map(e => e.textContent).join(',')`
+	if got := eval[string](t, ctx, authors); !strings.HasPrefix(got, "Me,guest-") || !strings.HasSuffix(got, ",Me") {
+		t.Errorf("authors %s, want Me, a guest, Me", got)
+	}
+}
