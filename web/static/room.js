@@ -415,11 +415,10 @@
         // resume may start there (later ones come from the socket, which
         // was in the room before this was read).
         if (newest && seq > lastSeq) lastSeq = seq;
-        if (typeof m.id === "string" && outboxEls.has(m.id) && isMine(m.user)) {
-          settle(m.id, seq, m.datetime);
-        } else {
-          showMessage(m, seq);
-        }
+        // One of mine still waiting in the outbox (sent before a reload
+        // and stored long ago): it is done, and shown here, in its place.
+        if (typeof m.id === "string" && outboxEls.has(m.id) && isMine(m.user)) drop(m.id);
+        showMessage(m, seq);
       }
       log.scrollTop = log.scrollHeight - fromBottom;
       if (msgs.length < PAGE || oldestSeq === 1) olderDone = true;
