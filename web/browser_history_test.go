@@ -286,6 +286,33 @@ func TestBrowserReconnectsShowNothingTwice(t *testing.T) {
 	}
 }
 
+// TestBrowserReloadWithStoredPending: a message was stored but its ack
+// never reached the page, which is then reloaded while others talk. The
+// reloaded page gets only the latest message on join; the message from its
+// outbox is sent again (stored once: same signed-in sender, same id) and
+// shown once, in its place.
+func TestBrowserReloadWithStoredPending(t *testing.T) {
+	srv := startHistoryChatd(t, "-history-on-join", "1")
+	px := newCutProxy(t, srv.Addr)
+	ctx := browser(t)
+	signUp(t, ctx, px.URL, "rita", "/chat/lobby/")
+	px.hold()
+	say(t, ctx, "stored, never acked")
+	waitFor(t, "message stored", func() bool { return slices.Contains(storedTexts(t, srv.URL, "lobby"), "stored, never acked") })
+	post(t, srv.URL, "lobby", "after 1", "after 2", "after 3")
+	if !eval[bool](t, ctx, isPending("stored, never acked")) {
+		t.Fatal("the message is not pending while its ack is held back")
+	}
+	run(t, ctx, chromedp.Navigate(px.URL+"/chat/lobby/"))
+	waitJS(t, ctx, pageConnected+` && `+hasMessage("stored, never acked")+` && `+hasMessage("after 3")+` && `+outboxEmpty)
+	want := []string{"stored, never acked", "after 1", "after 2", "after 3"}
+	waitJS(t, ctx, hasMessage("after 1")+` && `+hasMessage("after 2"))
+	checkLog(t, ctx, want)
+	if got := storedTexts(t, srv.URL, "lobby"); !slices.Equal(got, want) {
+		t.Errorf("stored %q, want %q", got, want)
+	}
+}
+
 // TestBrowserScrollLoadsOlder: a room with more messages than
 // HISTORY_ON_JOIN shows its latest ones; scrolling to the top loads older
 // pages from the history API, keeping the reader's place, until the first
@@ -334,8 +361,8 @@ func TestBrowserScrollLoadsOlder(t *testing.T) {
 
 // cutProxy forwards TCP connections from the browser to chatd. The test
 // can cut every connection (the page's socket drops), refuse new ones (the
-// page stays offline) and hold back what the server sends (a message is
-// stored but its ack never reaches the page).
+// page stays offline) and hold back what the server sends on the open
+// WebSockets (a message is stored but its ack never reaches the page).
 type cutProxy struct {
 	URL      string
 	ln       net.Listener
@@ -344,8 +371,9 @@ type cutProxy struct {
 	mu      sync.Mutex
 	cond    *sync.Cond            // signalled when held or conns change
 	conns   map[net.Conn]struct{} // both ends of open connections; guarded by mu
+	sockets map[net.Conn]struct{} // browser ends of open connections that carry a WebSocket; guarded by mu
+	held    map[net.Conn]bool     // browser ends that get nothing for now; guarded by mu
 	refused bool                  // guarded by mu
-	held    bool                  // guarded by mu
 	targets []string              // request targets of WebSocket handshakes; guarded by mu
 }
 
@@ -355,7 +383,8 @@ func newCutProxy(t *testing.T, upstream string) *cutProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &cutProxy{URL: "http://" + ln.Addr().String(), ln: ln, upstream: upstream, conns: map[net.Conn]struct{}{}}
+	p := &cutProxy{URL: "http://" + ln.Addr().String(), ln: ln, upstream: upstream,
+		conns: map[net.Conn]struct{}{}, sockets: map[net.Conn]struct{}{}, held: map[net.Conn]bool{}}
 	p.cond = sync.NewCond(&p.mu)
 	go p.serve()
 	t.Cleanup(func() {
@@ -398,7 +427,7 @@ func (p *cutProxy) pipe(c net.Conn) {
 		for {
 			n, err := c.Read(buf)
 			if n > 0 {
-				p.note(buf[:n])
+				p.note(c, buf[:n])
 				if _, err := s.Write(buf[:n]); err != nil {
 					return
 				}
@@ -425,8 +454,8 @@ func (p *cutProxy) pipe(c net.Conn) {
 	}
 }
 
-// pass waits while the proxy holds the server's bytes back; it reports
-// false if c was cut meanwhile.
+// pass waits while the proxy holds back the server's bytes for c; it
+// reports false if c was cut or closed meanwhile.
 func (p *cutProxy) pass(c net.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -434,15 +463,15 @@ func (p *cutProxy) pass(c net.Conn) bool {
 		if _, open := p.conns[c]; !open {
 			return false
 		}
-		if !p.held {
+		if !p.held[c] {
 			return true
 		}
 		p.cond.Wait()
 	}
 }
 
-// note records the targets of WebSocket handshakes the browser sends.
-func (p *cutProxy) note(b []byte) {
+// note records the targets of WebSocket handshakes the browser sends on c.
+func (p *cutProxy) note(c net.Conn, b []byte) {
 	for {
 		i := bytes.Index(b, []byte("GET /ws/"))
 		if i < 0 {
@@ -455,6 +484,7 @@ func (p *cutProxy) note(b []byte) {
 		}
 		p.mu.Lock()
 		p.targets = append(p.targets, string(b[:end]))
+		p.sockets[c] = struct{}{}
 		p.mu.Unlock()
 	}
 }
@@ -463,28 +493,34 @@ func (p *cutProxy) drop(c, s net.Conn) {
 	p.mu.Lock()
 	delete(p.conns, c)
 	delete(p.conns, s)
+	delete(p.sockets, c)
+	delete(p.held, c)
 	p.cond.Broadcast()
 	p.mu.Unlock()
 	c.Close()
 	s.Close()
 }
 
-// cut closes every open connection and stops holding.
+// cut closes every open connection.
 func (p *cutProxy) cut() {
 	p.mu.Lock()
 	for c := range p.conns {
 		c.Close()
 	}
 	clear(p.conns)
-	p.held = false
+	clear(p.sockets)
+	clear(p.held)
 	p.cond.Broadcast()
 	p.mu.Unlock()
 }
 
-// hold holds back everything the server sends until the next cut.
+// hold holds back everything the server sends on the WebSockets open now,
+// until they are cut or closed; later connections are not held.
 func (p *cutProxy) hold() {
 	p.mu.Lock()
-	p.held = true
+	for c := range p.sockets {
+		p.held[c] = true
+	}
 	p.mu.Unlock()
 }
 
