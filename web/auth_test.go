@@ -84,6 +84,14 @@ func TestThrottle(t *testing.T) {
 	}
 }
 
+// TestDMRoomKey: both people of a private room reach the same room key,
+// whoever opens it.
+func TestDMRoomKey(t *testing.T) {
+	if a, b := chat.DMRoom(7, 3).Key(), chat.DMRoom(3, 7).Key(); a != "dm:3:7" || a != b {
+		t.Errorf("DM room keys %q and %q, want both dm:3:7", a, b)
+	}
+}
+
 // TestBackgroundSweep: Run deletes expired sessions and returns when its
 // context ends.
 func TestBackgroundSweep(t *testing.T) {

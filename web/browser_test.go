@@ -206,9 +206,11 @@ func value(t *testing.T, ctx context.Context, id string) string {
 	return v
 }
 
-// hasMessage is a JS condition: the log has a message with exactly text.
+// hasMessage is a JS condition: the log has a message with exactly text
+// that the server has delivered or acknowledged (not one still waiting in
+// the page's outbox).
 func hasMessage(text string) string {
-	return `[...document.querySelectorAll('#chat-log .msg .text')].some(e => e.textContent === ` + jsString(text) + `)`
+	return `[...document.querySelectorAll('#chat-log .msg:not(.outbox) .text')].some(e => e.textContent === ` + jsString(text) + `)`
 }
 
 func jsString(s string) string {

@@ -51,10 +51,11 @@ func (s *Server) handleRoom(w http.ResponseWriter, r *http.Request) {
 	}
 	s.ensureGuestCookie(w, r)
 	s.render(w, r, http.StatusOK, "room.html", map[string]any{
-		"Room":       name,
-		"Title":      name,
-		"Heading":    "#" + name,
-		"SocketPath": "/ws/chat/" + pathEscape(name) + "/",
+		"Room":        name,
+		"Title":       name,
+		"Heading":     "#" + name,
+		"SocketPath":  "/ws/chat/" + pathEscape(name) + "/",
+		"HistoryPath": "/api/chat/" + pathEscape(name) + "/messages",
 	})
 }
 

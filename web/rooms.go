@@ -161,12 +161,13 @@ func (s *Server) handleCourseRoom(w http.ResponseWriter, r *http.Request) {
 	}
 	id := strconv.FormatInt(c.ID, 10)
 	s.render(w, r, http.StatusOK, "room.html", map[string]any{
-		"Room":       chat.CourseRoom(c.ID).Key(),
-		"Title":      c.Title + " · chat",
-		"Heading":    c.Title,
-		"Sub":        "Course chat room",
-		"Back":       "/courses/" + id + "/",
-		"SocketPath": "/ws/chat/room/" + id + "/",
+		"Room":        chat.CourseRoom(c.ID).Key(),
+		"Title":       c.Title + " · chat",
+		"Heading":     c.Title,
+		"Sub":         "Course chat room",
+		"Back":        "/courses/" + id + "/",
+		"SocketPath":  "/ws/chat/room/" + id + "/",
+		"HistoryPath": "/api/chat/room/" + id + "/messages",
 	})
 }
 
@@ -277,12 +278,13 @@ func (s *Server) handleDM(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.render(w, r, http.StatusOK, "room.html", map[string]any{
-		"Room":       chat.DMRoom(u.ID, peer.ID).Key(),
-		"Title":      "Chat with " + peer.Username,
-		"Heading":    "Chat with " + peer.Username,
-		"Sub":        "Private: only you and " + peer.Username + " see this room",
-		"Back":       "/users/",
-		"SocketPath": "/ws/chat/dm/" + pathEscape(peer.Username) + "/",
+		"Room":        chat.DMRoom(u.ID, peer.ID).Key(),
+		"Title":       "Chat with " + peer.Username,
+		"Heading":     "Chat with " + peer.Username,
+		"Sub":         "Private: only you and " + peer.Username + " see this room",
+		"Back":        "/users/",
+		"SocketPath":  "/ws/chat/dm/" + pathEscape(peer.Username) + "/",
+		"HistoryPath": "/api/chat/dm/" + pathEscape(peer.Username) + "/messages",
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -55,6 +56,12 @@ type Server struct {
 	Addr string // 127.0.0.1:PORT
 	Cmd  *exec.Cmd
 
+	// DataDir is the server's DATA_DIR (where its SQLite database lives).
+	DataDir string
+
+	args []string // as given to Start
+	env  []string // as given to Start
+
 	mu     sync.Mutex
 	stderr bytes.Buffer // guarded by mu
 	exited chan struct{}
@@ -74,6 +81,16 @@ func Start(t testing.TB, args []string, env ...string) *Server {
 func StartWrapped(t testing.TB, wrapper, args []string, env ...string) *Server {
 	t.Helper()
 	bin := Binary(t)
+	given, givenEnv := args, env
+	dataDir := ""
+	for _, kv := range env {
+		if d, ok := strings.CutPrefix(kv, "DATA_DIR="); ok {
+			dataDir = d // the last one wins, as in the process's environment
+		}
+	}
+	if dataDir == "" {
+		dataDir = t.TempDir()
+	}
 	hasAddr := false
 	for _, a := range args {
 		if a == "-addr" || strings.HasPrefix(a, "-addr=") || a == "--addr" {
@@ -85,8 +102,8 @@ func StartWrapped(t testing.TB, wrapper, args []string, env ...string) *Server {
 	}
 	argv := append(append(append([]string{}, wrapper...), bin), args...)
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "DATA_DIR=" + t.TempDir()}, env...)
-	s := &Server{Cmd: cmd, exited: make(chan struct{})}
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "DATA_DIR=" + dataDir}, env...)
+	s := &Server{Cmd: cmd, DataDir: dataDir, args: given, env: givenEnv, exited: make(chan struct{})}
 	cmd.Stderr = lockedWriter{s}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -168,6 +185,20 @@ func (s *Server) Stop(t testing.TB) {
 	if t.Failed() {
 		t.Logf("chatd %s log:\n%s", s.Addr, s.Stderr())
 	}
+}
+
+// StartAgain starts a new chatd process with s's arguments (and then
+// extra, which override them) and environment, on s's address and with its
+// DATA_DIR, so that clients of s reconnect to where they were and find the
+// database s left. It stops s first (SIGTERM, as Stop) if s is still
+// running.
+func (s *Server) StartAgain(t testing.TB, extra ...string) *Server {
+	t.Helper()
+	s.Stop(t)
+	args := append(slices.Clone(s.args), extra...)
+	args = append(args, "-addr", s.Addr) // a later flag wins
+	env := append(slices.Clone(s.env), "DATA_DIR="+s.DataDir)
+	return Start(t, args, env...)
 }
 
 // PID returns the server's process id.
