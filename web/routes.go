@@ -34,6 +34,11 @@ func (s *Server) routes(static http.Handler) {
 	s.mux.Handle("GET /api/chat/{room}/messages", s.withSession(s.handleHistory))
 	s.mux.Handle("GET /api/chat/room/{id}/messages", s.withSession(s.handleHistory))
 	s.mux.Handle("GET /api/chat/dm/{username}/messages", s.withSession(s.handleHistory))
+	// The publish API authenticates by API key, not by session (publish.go).
+	s.mux.HandleFunc("POST /api/chat/{room}/messages", s.handlePublish)
+	s.mux.HandleFunc("POST /api/chat/room/{id}/messages", s.handlePublish)
+	s.mux.HandleFunc("POST /api/chat/dm/{a}/{b}/messages", s.handlePublish)
+	s.mux.HandleFunc("POST /api/chat/messages", s.handlePublishBatch)
 
 	s.mux.Handle("GET /static/", cacheStatic(http.StripPrefix("/static/", static)))
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)

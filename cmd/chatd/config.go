@@ -40,13 +40,15 @@ type config struct {
 	LoginFailures  int
 	LoginWindow    time.Duration
 	TrustProxy     bool
+	APIRateLimit   float64 // messages a second per API key; 0: no limit
+	APIRateBurst   int
 
 	History           string // on | off
 	HistoryOnJoin     int
 	HistoryMaxAge     time.Duration
 	HistoryMaxPerRoom int
 	HistoryPrune      time.Duration
-	limitsConfig // connection caps, budgets, timeouts, throttles (limits.go)
+	limitsConfig      // connection caps, budgets, timeouts, throttles (limits.go)
 
 	hosts *web.Hosts // parsed AllowedHosts, defaulted for development
 }
@@ -146,6 +148,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	e.Int(&c.LoginFailures, "login-failures", "LOGIN_FAILURE_LIMIT", 5, "failed logins for one username from one client address, after which those logins answer 429 until LOGIN_FAILURE_WINDOW has passed")
 	e.Duration(&c.LoginWindow, "login-window", "LOGIN_FAILURE_WINDOW", 5*time.Minute, "how long failed logins count, from the first one")
 	e.Bool(&c.TrustProxy, "trust-proxy", "TRUST_PROXY", false, "take the client IP from the last X-Forwarded-For entry (set it behind a reverse proxy such as Caddy)")
+	e.Float(&c.APIRateLimit, "api-rate-limit", "API_RATE_LIMIT", 10, "messages per second one API key may post through the publish API (a batch counts one per room); 0 means no limit")
+	e.Int(&c.APIRateBurst, "api-rate-burst", "API_RATE_BURST", 100, "messages one API key may post at once before API_RATE_LIMIT applies; also the most rooms one batch may name (at most 100)")
 	e.bindLimits(&c.limitsConfig)
 	kind, redisURL, layerErr := layerConfigFromEnv(getenv)
 	if layerErr != nil {
@@ -213,6 +217,10 @@ func (c *config) validate() error {
 		return fmt.Errorf("LOGIN_FAILURE_LIMIT must be at least 1")
 	case c.LoginWindow < time.Second:
 		return fmt.Errorf("LOGIN_FAILURE_WINDOW must be at least 1s")
+	case c.APIRateLimit < 0:
+		return fmt.Errorf("API_RATE_LIMIT must not be negative")
+	case c.APIRateBurst < 1:
+		return fmt.Errorf("API_RATE_BURST must be at least 1")
 	}
 	if err := c.limitsConfig.validate(); err != nil {
 		return err

@@ -161,6 +161,8 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		BodyTimeout:       cfg.BodyTimeout,
 		RequestTimeout:    cfg.RequestTimeout,
 		Now:               now,
+		APIRateLimit:      cfg.apiRateLimit(),
+		APIRateBurst:      cfg.APIRateBurst,
 	}, hub)
 	if err != nil {
 		return err
@@ -220,6 +222,14 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}
 	log.Info("chatd stopped")
 	return nil
+}
+
+// apiRateLimit is API_RATE_LIMIT for web.Config, where negative means off.
+func (c *config) apiRateLimit() float64 {
+	if c.APIRateLimit == 0 {
+		return -1
+	}
+	return c.APIRateLimit
 }
 
 // dataDir returns DATA_DIR, or the default "data".
