@@ -182,7 +182,6 @@ func isUnique(err error) bool {
 	return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 }
 
-
 type scanner interface{ Scan(dest ...any) error }
 
 const userColumns = `u.id, u.username, u.display_name, u.is_admin, u.deactivated`

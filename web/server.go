@@ -149,7 +149,7 @@ type Server struct {
 	// the key's id.
 	apiBudget *budget.Limiter
 	pages     map[string]*template.Template
-	mux         *http.ServeMux
+	mux       *http.ServeMux
 }
 
 // NewServer returns chatd's HTTP handler.
