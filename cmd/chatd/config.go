@@ -264,9 +264,11 @@ Usage:
   chatd [serve] [flags]        run the server (the default)
   chatd layer check            send a message through the channel layer and back
   chatd migrate                create or upgrade the database schema
-  chatd createuser|setpassword|createcourse|enroll|unenroll|listusers|listcourses|members ...
-                               manage accounts and courses (each takes -h); they use
-                               DATABASE_URL or DATA_DIR from the environment
+  chatd createuser|setpassword|deactivate|reactivate|grantadmin|revokeadmin ...
+  chatd createcourse|renamecourse|deletecourse|enroll|unenroll|listusers|listcourses|members ...
+  chatd createkey|listkeys|revokekey ...
+                               manage accounts, courses and API keys (each takes -h);
+                               they use DATABASE_URL or DATA_DIR from the environment
   chatd version                print the version
 
 Every flag can also be set by the environment variable named in brackets;
