@@ -183,7 +183,8 @@ func NewServer(cfg Config, hub *ws.Hub) (*Server, error) {
 			"This form was sent from another site, so it was refused (CSRF protection). Go back, reload the page and try again.")
 	}))
 	for _, page := range []string{"index.html", "room.html", "error.html", "login.html", "signup.html",
-		"logout.html", "courses.html", "course.html", "users.html"} {
+		"logout.html", "courses.html", "course.html", "users.html",
+		"manage.html", "manage_courses.html", "manage_course.html", "manage_users.html", "manage_keys.html", "manage_secret.html"} {
 		t, err := template.ParseFS(templateFS, "templates/base.html", "templates/"+page)
 		if err != nil {
 			return nil, err
