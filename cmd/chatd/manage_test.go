@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	chat "github.com/chatd/chat"
+	"github.com/chatd/chat/internal/wstest"
 	"github.com/chatd/chat/password"
 )
 
@@ -361,9 +362,7 @@ func TestDeactivateCommandClosesSockets(t *testing.T) {
 		strings.NewReader(""), &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []interface {
-		WaitClose(testing.TB) (uint16, string)
-	}{c1, c2} {
+	for _, c := range []*wstest.Client{c1, c2} {
 		if code, reason := c.WaitClose(t); code != 1008 || reason != "account deactivated" {
 			t.Errorf("closed %d %q, want 1008 account deactivated", code, reason)
 		}
