@@ -139,7 +139,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	e.Duration(&c.SessionTTL, "session-ttl", "SESSION_TTL", 14*24*time.Hour, "how long a login lasts before the user must sign in again")
 	e.Bool(&c.AllowSignup, "allow-signup", "ALLOW_SIGNUP", true, "let visitors create accounts at /accounts/signup/")
 	e.Bool(&c.AllowAnonymous, "allow-anonymous", "ALLOW_ANONYMOUS", true, "let visitors who are not signed in chat in public rooms as guests")
-	e.Duration(&c.AccessRecheck, "access-recheck", "ACCESS_RECHECK_INTERVAL", time.Second, "how often every process polls the store for access taken away (logout, unenroll, deleted course or account, from any process or admin command) and closes those sockets")
+	e.Duration(&c.AccessRecheck, "access-recheck", "ACCESS_RECHECK_INTERVAL", time.Second, "how often every process polls the store for access taken away (logout, unenroll, deactivated or deleted account, deleted course, from any process or admin command) and closes those sockets")
 	e.String(&c.History, "history", "HISTORY", "on", "on: store every message (seq, acks, history, resume); off: keep nothing, as the Channels tutorials do")
 	e.Int(&c.HistoryOnJoin, "history-on-join", "HISTORY_ON_JOIN", 50, "how many of a room's latest messages a new connection gets first; 0 sends none")
 	e.Duration(&c.HistoryMaxAge, "history-max-age", "HISTORY_MAX_AGE", 0, "delete stored messages older than this (for example 720h); 0 keeps them")
