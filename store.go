@@ -56,7 +56,8 @@ type Store interface {
 	// CreateUser adds an account and sets u.ID. The username must pass
 	// ValidateUsername and be unique regardless of case (ECONFLICT
 	// otherwise); its spelling is kept as given. passwordHash is an encoded
-	// hash from the password package and must not be empty.
+	// hash from the password package and must not be empty. The account is
+	// active (u.Deactivated is not stored; see SetUserActive).
 	CreateUser(ctx context.Context, u *User, passwordHash string) error
 
 	// UserByID returns the account with id, or ENOTFOUND.
