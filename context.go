@@ -9,7 +9,8 @@ type User struct {
 	ID          int64  // 0 for guests
 	Username    string // unique; guests get a generated "guest-xxxx" name
 	DisplayName string
-	IsAdmin     bool
+	IsAdmin     bool // may use /manage/ (createuser --admin, grantadmin)
+	Deactivated bool // may not sign in (Store.SetUserActive)
 }
 
 // Guest reports whether u is an anonymous visitor rather than an account.

@@ -56,7 +56,8 @@ type Store interface {
 	// CreateUser adds an account and sets u.ID. The username must pass
 	// ValidateUsername and be unique regardless of case (ECONFLICT
 	// otherwise); its spelling is kept as given. passwordHash is an encoded
-	// hash from the password package and must not be empty.
+	// hash from the password package and must not be empty. The account is
+	// active (u.Deactivated is not stored; see SetUserActive).
 	CreateUser(ctx context.Context, u *User, passwordHash string) error
 
 	// UserByID returns the account with id, or ENOTFOUND.
@@ -87,6 +88,22 @@ type Store interface {
 	// DeleteUserSessions for that.
 	SetPassword(ctx context.Context, userID int64, passwordHash string) error
 
+	// SetUserActive deactivates (active false) or reactivates an account.
+	// Deactivating ends every session of the user and records a
+	// revocation (UserID, "account deactivated") in the same transaction,
+	// so the user's sockets close on every process. A deactivated user
+	// cannot sign in: SessionUser finds none of their sessions and
+	// CreateSession fails with EFORBIDDEN; their messages, enrollments and
+	// courses stay, and UserPasswordHash still finds them (with
+	// Deactivated set) so that login can say why. Deactivating a
+	// deactivated account, or reactivating an active one, changes and
+	// records nothing. ENOTFOUND if there is no such user.
+	SetUserActive(ctx context.Context, userID int64, active bool) error
+
+	// SetUserAdmin grants (admin true) or takes away the administrator
+	// flag (User.IsAdmin) of an account. ENOTFOUND if there is no such user.
+	SetUserAdmin(ctx context.Context, userID int64, admin bool) error
+
 	// DeleteUser removes an account with its sessions and enrollments. It
 	// fails with ECONFLICT while the user owns courses, and with ENOTFOUND if
 	// there is no such user.
@@ -95,12 +112,13 @@ type Store interface {
 	// CreateSession starts a session for userID that lasts ttl (which must be
 	// positive). It returns the session with its secret Token: 32 random bytes
 	// in unpadded URL-safe base64. Only the token's SHA-256 hash is stored.
-	// ENOTFOUND if the user does not exist.
+	// ENOTFOUND if the user does not exist, EFORBIDDEN if the account is
+	// deactivated.
 	CreateSession(ctx context.Context, userID int64, ttl time.Duration) (*Session, error)
 
 	// SessionUser returns the session identified by token and its user. A
-	// token that is unknown, deleted or expired gives ENOTFOUND. The returned
-	// session's Token is empty.
+	// token that is unknown, deleted or expired, or whose user is
+	// deactivated, gives ENOTFOUND. The returned session's Token is empty.
 	SessionUser(ctx context.Context, token string) (*User, *Session, error)
 
 	// DeleteSession ends the session identified by token. Ending a session
@@ -122,6 +140,11 @@ type Store interface {
 	// ENOTFOUND if the owner does not exist.
 	CreateCourse(ctx context.Context, c *Course) error
 
+	// RenameCourse sets the title of course id, trimmed of surrounding
+	// space; it must pass ValidateCourseTitle. ENOTFOUND if there is no
+	// such course.
+	RenameCourse(ctx context.Context, id int64, title string) error
+
 	// CourseByID returns the course with id, or ENOTFOUND.
 	CourseByID(ctx context.Context, id int64) (*Course, error)
 
@@ -138,8 +161,9 @@ type Store interface {
 	DeleteCourse(ctx context.Context, id int64) error
 
 	// Enroll makes userID a student of courseID. ENOTFOUND if either does
-	// not exist, ECONFLICT if the user is already enrolled. The owner may be
-	// enrolled too, though owning a course already lets them in.
+	// not exist, ECONFLICT if the user is already enrolled or owns the
+	// course (owning it already lets them in; an owner is not a student of
+	// their own course).
 	Enroll(ctx context.Context, courseID, userID int64) error
 
 	// Unenroll removes userID from courseID's students, or returns ENOTFOUND
@@ -214,11 +238,12 @@ type Store interface {
 	// Every store method that takes access away records one in the same
 	// transaction: DeleteSession (UserID and SessionID, "logged out"),
 	// DeleteUserSessions (UserID, "signed out everywhere"), DeleteUser
-	// (UserID, "account deleted"), Unenroll (UserID and CourseID, "no
-	// longer enrolled") and DeleteCourse (CourseID only, "course
-	// deleted"). A call that ends nothing records nothing: ending a session
-	// that does not exist, or DeleteUserSessions for a user without
-	// sessions. Every chatd process polls this, so a revocation made by any
+	// (UserID, "account deleted"), SetUserActive(false) (UserID, "account
+	// deactivated"), Unenroll (UserID and CourseID, "no longer enrolled")
+	// and DeleteCourse (CourseID only, "course deleted"). A call that ends
+	// nothing records nothing: ending a session that does not exist,
+	// DeleteUserSessions for a user without sessions, or deactivating a
+	// deactivated account. Every chatd process polls this, so a revocation made by any
 	// process (or an admin command) reaches every socket without a query
 	// per message.
 	//
@@ -234,6 +259,28 @@ type Store interface {
 	// PruneRevocations deletes revocations recorded before olderThan; the
 	// newest one is always kept, so RevocationVersion never goes back.
 	PruneRevocations(ctx context.Context, olderThan time.Time) (int64, error)
+
+	// CreateAPIKey stores a new API key made of k's Name, Bot and Rooms,
+	// and sets k.ID, k.CreatedAt, k.Prefix and k.Secret: a new secret
+	// (NewAPIKeySecret) of which only the hash is stored, so the caller
+	// must show it now or never. Name must pass ValidateKeyName and not be
+	// the name of a key that is not revoked (ECONFLICT); Bot must pass
+	// ValidateBotName; Rooms is normalised by NormalizeRoomPatterns (and
+	// stored in that form); CreatedBy is empty or a username (see
+	// APIKey.Normalize). Anything else fails with EINVALID.
+	CreateAPIKey(ctx context.Context, k *APIKey) error
+
+	// APIKeyBySecret returns the key whose secret is secret. A secret that
+	// is unknown or belongs to a revoked key gives ENOTFOUND. The returned
+	// key's Secret is empty.
+	APIKeyBySecret(ctx context.Context, secret string) (*APIKey, error)
+
+	// ListAPIKeys returns every key, revoked ones too, ordered by id.
+	ListAPIKeys(ctx context.Context) ([]*APIKey, error)
+
+	// RevokeAPIKey revokes key id: from now on APIKeyBySecret does not
+	// find it. ENOTFOUND if there is no such key or it is already revoked.
+	RevokeAPIKey(ctx context.Context, id int64) error
 
 	// DeploymentID returns a random identifier of this database (32 hex
 	// characters), made once and then always the same. Every chatd process

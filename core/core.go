@@ -49,6 +49,7 @@ const (
 	CodeEmptyMessage   = "empty_message"
 	CodeMessageTooLong = "message_too_long"
 	CodeInvalidID      = "invalid_id"
+	CodeInvalidText    = "invalid_message"
 )
 
 // Invalid is a message refused before it was stored: the sender's mistake.
@@ -60,10 +61,15 @@ type Invalid struct {
 func (e *Invalid) Error() string { return "core: " + e.Code + ": " + e.Detail }
 
 // CheckText returns an *Invalid unless text is a message chatd accepts: not
-// empty or only white space, at most MaxMessageLen characters.
+// empty or only white space, at most MaxMessageLen characters, without NUL
+// characters (which no store keeps: one would fail the whole group commit
+// it is part of, everybody's messages with it).
 func CheckText(text string) *Invalid {
 	if strings.TrimSpace(text) == "" {
 		return &Invalid{CodeEmptyMessage, "the message is empty"}
+	}
+	if strings.IndexByte(text, 0) >= 0 {
+		return &Invalid{CodeInvalidText, "the message contains a NUL character (\\u0000)"}
 	}
 	if n := utf8.RuneCountInString(text); n > MaxMessageLen {
 		return &Invalid{CodeMessageTooLong, "the message is longer than the limit of " + strconv.Itoa(MaxMessageLen) + " characters"}

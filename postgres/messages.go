@@ -233,6 +233,7 @@ const (
 	reasonAccountDeleted = "account deleted"
 	reasonNotEnrolled    = "no longer enrolled"
 	reasonCourseDeleted  = "course deleted"
+	reasonDeactivated    = "account deactivated"
 )
 
 // revoke records r in tx, as the transaction's last step. It first locks

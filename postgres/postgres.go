@@ -171,11 +171,11 @@ func pgCode(err error) string {
 func isUnique(err error) bool     { return pgCode(err) == "23505" } // unique_violation
 func isForeignKey(err error) bool { return pgCode(err) == "23503" } // foreign_key_violation
 
-const userColumns = `u.id, u.username, u.display_name, u.is_admin`
+const userColumns = `u.id, u.username, u.display_name, u.is_admin, u.deactivated`
 
 func scanUser(row pgx.Row) (*chat.User, error) {
 	u := new(chat.User)
-	err := row.Scan(&u.ID, &u.Username, &u.DisplayName, &u.IsAdmin)
+	err := row.Scan(&u.ID, &u.Username, &u.DisplayName, &u.IsAdmin, &u.Deactivated)
 	return u, err
 }
 
@@ -192,7 +192,15 @@ func scanCourse(row pgx.Row) (*chat.Course, error) {
 
 func userNotFound(id int64) error { return chat.Errorf(chat.ENOTFOUND, "user %d not found", id) }
 
+func accountDeactivated(id int64) error {
+	return chat.Errorf(chat.EFORBIDDEN, "the account of user %d is deactivated", id)
+}
+
 func courseNotFound(id int64) error { return chat.Errorf(chat.ENOTFOUND, "course %d not found", id) }
+
+func ownerNotStudent(username string, courseID int64) error {
+	return chat.Errorf(chat.ECONFLICT, "%q owns course %d, so they may always enter its room; an owner is not enrolled as a student of their own course", username, courseID)
+}
 
 // Users.
 
@@ -251,7 +259,7 @@ func (s *Store) userByUsername(ctx context.Context, username string, withHash bo
 	u := new(chat.User)
 	var hash string
 	err := s.pool.QueryRow(ctx, `SELECT `+userColumns+`, u.password_hash FROM users u WHERE u.username_key = $1`,
-		chat.UsernameKey(username)).Scan(&u.ID, &u.Username, &u.DisplayName, &u.IsAdmin, &hash)
+		chat.UsernameKey(username)).Scan(&u.ID, &u.Username, &u.DisplayName, &u.IsAdmin, &u.Deactivated, &hash)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, "", chat.Errorf(chat.ENOTFOUND, "user %q not found", username)
 	} else if err != nil {
@@ -313,6 +321,54 @@ func (s *Store) SetPassword(ctx context.Context, userID int64, passwordHash stri
 	return nil
 }
 
+// SetUserActive implements chat.Store. Deactivating updates the flag,
+// ends the sessions and records the revocation in one transaction, with
+// the user's row locked throughout.
+func (s *Store) SetUserActive(ctx context.Context, userID int64, active bool) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: set user active: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	var deactivated bool
+	err = tx.QueryRow(ctx, `SELECT deactivated FROM users WHERE id = $1 FOR UPDATE`, userID).Scan(&deactivated)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return userNotFound(userID)
+	} else if err != nil {
+		return fmt.Errorf("postgres: set user active: %w", err)
+	}
+	if deactivated == !active {
+		return nil // already so: nothing to change or revoke
+	}
+	if _, err := tx.Exec(ctx, `UPDATE users SET deactivated = $1 WHERE id = $2`, !active, userID); err != nil {
+		return fmt.Errorf("postgres: set user active: %w", err)
+	}
+	if !active {
+		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1`, userID); err != nil {
+			return fmt.Errorf("postgres: set user active: %w", err)
+		}
+		if err := revoke(ctx, tx, chat.Revocation{UserID: userID, Reason: reasonDeactivated}); err != nil {
+			return fmt.Errorf("postgres: set user active: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: set user active: %w", err)
+	}
+	return nil
+}
+
+// SetUserAdmin implements chat.Store.
+func (s *Store) SetUserAdmin(ctx context.Context, userID int64, admin bool) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE users SET is_admin = $1 WHERE id = $2`, admin, userID)
+	if err != nil {
+		return fmt.Errorf("postgres: set user admin: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return userNotFound(userID)
+	}
+	return nil
+}
+
 // DeleteUser implements chat.Store.
 func (s *Store) DeleteUser(ctx context.Context, id int64) error {
 	tx, err := s.pool.Begin(ctx)
@@ -363,11 +419,18 @@ func (s *Store) CreateSession(ctx context.Context, userID int64, ttl time.Durati
 	}
 	created := now()
 	sess := &chat.Session{Token: token, UserID: userID, CreatedAt: created, ExpiresAt: created.Add(ttl).Truncate(time.Microsecond)}
-	err = s.pool.QueryRow(ctx, `INSERT INTO sessions (token_hash, user_id, created_at, expires_at)
-		VALUES ($1, $2, $3, $4) RETURNING id`,
+	// No row comes back for a deactivated (or missing) user. FOR SHARE
+	// waits for a deactivation in progress (which holds the row) and then
+	// sees its outcome, so no session outlives a deactivation.
+	err = s.pool.QueryRow(ctx, `WITH u AS (SELECT id FROM users WHERE id = $2 AND NOT deactivated FOR SHARE)
+		INSERT INTO sessions (token_hash, user_id, created_at, expires_at)
+		SELECT $1, u.id, $3, $4 FROM u RETURNING id`,
 		hash, userID, sess.CreatedAt, sess.ExpiresAt).Scan(&sess.ID)
-	if isForeignKey(err) {
-		return nil, userNotFound(userID)
+	if errors.Is(err, pgx.ErrNoRows) || isForeignKey(err) {
+		if _, err := s.UserByID(ctx, userID); err != nil {
+			return nil, err
+		}
+		return nil, accountDeactivated(userID)
 	} else if err != nil {
 		return nil, fmt.Errorf("postgres: create session: %w", err)
 	}
@@ -383,9 +446,9 @@ func (s *Store) SessionUser(ctx context.Context, token string) (*chat.User, *cha
 	sess := new(chat.Session)
 	err := s.pool.QueryRow(ctx, `SELECT s.id, s.created_at, s.expires_at, `+userColumns+`
 		FROM sessions s JOIN users u ON u.id = s.user_id
-		WHERE s.token_hash = $1 AND s.expires_at > $2`,
+		WHERE s.token_hash = $1 AND s.expires_at > $2 AND NOT u.deactivated`,
 		chat.HashSessionToken(token), now(),
-	).Scan(&sess.ID, &sess.CreatedAt, &sess.ExpiresAt, &u.ID, &u.Username, &u.DisplayName, &u.IsAdmin)
+	).Scan(&sess.ID, &sess.CreatedAt, &sess.ExpiresAt, &u.ID, &u.Username, &u.DisplayName, &u.IsAdmin, &u.Deactivated)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil, chat.Errorf(chat.ENOTFOUND, "session not found or expired")
 	} else if err != nil {
@@ -480,6 +543,22 @@ func (s *Store) CreateCourse(ctx context.Context, c *chat.Course) error {
 	return nil
 }
 
+// RenameCourse implements chat.Store.
+func (s *Store) RenameCourse(ctx context.Context, id int64, title string) error {
+	title = strings.TrimSpace(title)
+	if err := chat.ValidateCourseTitle(title); err != nil {
+		return err
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE courses SET title = $1 WHERE id = $2`, title, id)
+	if err != nil {
+		return fmt.Errorf("postgres: rename course: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return courseNotFound(id)
+	}
+	return nil
+}
+
 // CourseByID implements chat.Store.
 func (s *Store) CourseByID(ctx context.Context, id int64) (*chat.Course, error) {
 	c, err := scanCourse(s.pool.QueryRow(ctx, `SELECT `+courseColumns+`
@@ -564,8 +643,8 @@ func (s *Store) Enroll(ctx context.Context, courseID, userID int64) error {
 	defer tx.Rollback(ctx)
 	// The key-share locks keep the course and the user from being deleted
 	// until the enrollment commits.
-	var one int
-	err = tx.QueryRow(ctx, `SELECT 1 FROM courses WHERE id = $1 FOR KEY SHARE`, courseID).Scan(&one)
+	var ownerID int64
+	err = tx.QueryRow(ctx, `SELECT owner_id FROM courses WHERE id = $1 FOR KEY SHARE`, courseID).Scan(&ownerID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return courseNotFound(courseID)
 	} else if err != nil {
@@ -577,6 +656,9 @@ func (s *Store) Enroll(ctx context.Context, courseID, userID int64) error {
 		return userNotFound(userID)
 	} else if err != nil {
 		return fmt.Errorf("postgres: enroll: %w", err)
+	}
+	if ownerID == userID {
+		return ownerNotStudent(username, courseID)
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO enrollments (course_id, user_id, created_at) VALUES ($1, $2, $3)`,
 		courseID, userID, now())

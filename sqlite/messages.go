@@ -217,6 +217,7 @@ const (
 	reasonAccountDeleted = "account deleted"
 	reasonNotEnrolled    = "no longer enrolled"
 	reasonCourseDeleted  = "course deleted"
+	reasonDeactivated    = "account deactivated"
 )
 
 // revoke records r in tx. Versions follow commit order because SQLite has

@@ -189,15 +189,13 @@ func isUnique(err error) bool {
 	return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 }
 
-func isForeignKey(err error) bool { return sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY }
-
 type scanner interface{ Scan(dest ...any) error }
 
-const userColumns = `u.id, u.username, u.display_name, u.is_admin`
+const userColumns = `u.id, u.username, u.display_name, u.is_admin, u.deactivated`
 
 func scanUser(row scanner) (*chat.User, error) {
 	u := new(chat.User)
-	err := row.Scan(&u.ID, &u.Username, &u.DisplayName, &u.IsAdmin)
+	err := row.Scan(&u.ID, &u.Username, &u.DisplayName, &u.IsAdmin, &u.Deactivated)
 	return u, err
 }
 
@@ -215,7 +213,15 @@ func scanCourse(row scanner) (*chat.Course, error) {
 
 func userNotFound(id int64) error { return chat.Errorf(chat.ENOTFOUND, "user %d not found", id) }
 
+func accountDeactivated(id int64) error {
+	return chat.Errorf(chat.EFORBIDDEN, "the account of user %d is deactivated", id)
+}
+
 func courseNotFound(id int64) error { return chat.Errorf(chat.ENOTFOUND, "course %d not found", id) }
+
+func ownerNotStudent(username string, courseID int64) error {
+	return chat.Errorf(chat.ECONFLICT, "%q owns course %d, so they may always enter its room; an owner is not enrolled as a student of their own course", username, courseID)
+}
 
 // Users.
 
@@ -274,7 +280,7 @@ func (s *Store) userByUsername(ctx context.Context, username string, withHash bo
 	u := new(chat.User)
 	var hash string
 	err := s.rdb.QueryRowContext(ctx, `SELECT `+userColumns+`, u.password_hash FROM users u WHERE u.username_key = ?`,
-		chat.UsernameKey(username)).Scan(&u.ID, &u.Username, &u.DisplayName, &u.IsAdmin, &hash)
+		chat.UsernameKey(username)).Scan(&u.ID, &u.Username, &u.DisplayName, &u.IsAdmin, &u.Deactivated, &hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, "", chat.Errorf(chat.ENOTFOUND, "user %q not found", username)
 	} else if err != nil {
@@ -342,6 +348,55 @@ func (s *Store) SetPassword(ctx context.Context, userID int64, passwordHash stri
 	return nil
 }
 
+// SetUserActive implements chat.Store. Deactivating updates the flag,
+// ends the sessions and records the revocation in one transaction.
+func (s *Store) SetUserActive(ctx context.Context, userID int64, active bool) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: set user active: %w", err)
+	}
+	defer tx.Rollback()
+	var deactivated bool
+	err = tx.QueryRowContext(ctx, `SELECT deactivated FROM users WHERE id = ?`, userID).Scan(&deactivated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return userNotFound(userID)
+	} else if err != nil {
+		return fmt.Errorf("sqlite: set user active: %w", err)
+	}
+	if deactivated == !active {
+		return nil // already so: nothing to change or revoke
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE users SET deactivated = ? WHERE id = ?`, !active, userID); err != nil {
+		return fmt.Errorf("sqlite: set user active: %w", err)
+	}
+	if !active {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ?`, userID); err != nil {
+			return fmt.Errorf("sqlite: set user active: %w", err)
+		}
+		if err := revoke(ctx, tx, chat.Revocation{UserID: userID, Reason: reasonDeactivated}); err != nil {
+			return fmt.Errorf("sqlite: set user active: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: set user active: %w", err)
+	}
+	return nil
+}
+
+// SetUserAdmin implements chat.Store.
+func (s *Store) SetUserAdmin(ctx context.Context, userID int64, admin bool) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE users SET is_admin = ? WHERE id = ?`, admin, userID)
+	if err != nil {
+		return fmt.Errorf("sqlite: set user admin: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: set user admin: %w", err)
+	} else if n == 0 {
+		return userNotFound(userID)
+	}
+	return nil
+}
+
 // DeleteUser implements chat.Store.
 func (s *Store) DeleteUser(ctx context.Context, id int64) error {
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -386,11 +441,16 @@ func (s *Store) CreateSession(ctx context.Context, userID int64, ttl time.Durati
 	}
 	created := now()
 	sess := &chat.Session{Token: token, UserID: userID, CreatedAt: created, ExpiresAt: created.Add(ttl).Truncate(time.Microsecond)}
+	// No row comes back for a deactivated (or missing) user; the single
+	// writer connection makes the check and the insert one step.
 	err = s.db.QueryRowContext(ctx, `INSERT INTO sessions (token_hash, user_id, created_at, expires_at)
-		VALUES (?, ?, ?, ?) RETURNING id`,
-		hash, userID, sess.CreatedAt.UnixMicro(), sess.ExpiresAt.UnixMicro()).Scan(&sess.ID)
-	if isForeignKey(err) {
-		return nil, userNotFound(userID)
+		SELECT ?, id, ?, ? FROM users WHERE id = ? AND deactivated = 0 RETURNING id`,
+		hash, sess.CreatedAt.UnixMicro(), sess.ExpiresAt.UnixMicro(), userID).Scan(&sess.ID)
+	if errors.Is(err, sql.ErrNoRows) {
+		if _, err := s.UserByID(ctx, userID); err != nil {
+			return nil, err
+		}
+		return nil, accountDeactivated(userID)
 	} else if err != nil {
 		return nil, fmt.Errorf("sqlite: create session: %w", err)
 	}
@@ -407,9 +467,9 @@ func (s *Store) SessionUser(ctx context.Context, token string) (*chat.User, *cha
 	var created, expires int64
 	err := s.rdb.QueryRowContext(ctx, `SELECT s.id, s.created_at, s.expires_at, `+userColumns+`
 		FROM sessions s JOIN users u ON u.id = s.user_id
-		WHERE s.token_hash = ? AND s.expires_at > ?`,
+		WHERE s.token_hash = ? AND s.expires_at > ? AND u.deactivated = 0`,
 		chat.HashSessionToken(token), now().UnixMicro(),
-	).Scan(&sess.ID, &created, &expires, &u.ID, &u.Username, &u.DisplayName, &u.IsAdmin)
+	).Scan(&sess.ID, &created, &expires, &u.ID, &u.Username, &u.DisplayName, &u.IsAdmin, &u.Deactivated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, chat.Errorf(chat.ENOTFOUND, "session not found or expired")
 	} else if err != nil {
@@ -518,6 +578,24 @@ func (s *Store) CreateCourse(ctx context.Context, c *chat.Course) error {
 	return nil
 }
 
+// RenameCourse implements chat.Store.
+func (s *Store) RenameCourse(ctx context.Context, id int64, title string) error {
+	title = strings.TrimSpace(title)
+	if err := chat.ValidateCourseTitle(title); err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE courses SET title = ? WHERE id = ?`, title, id)
+	if err != nil {
+		return fmt.Errorf("sqlite: rename course: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: rename course: %w", err)
+	} else if n == 0 {
+		return courseNotFound(id)
+	}
+	return nil
+}
+
 // CourseByID implements chat.Store.
 func (s *Store) CourseByID(ctx context.Context, id int64) (*chat.Course, error) {
 	c, err := scanCourse(s.rdb.QueryRowContext(ctx, `SELECT `+courseColumns+`
@@ -605,8 +683,8 @@ func (s *Store) Enroll(ctx context.Context, courseID, userID int64) error {
 		return fmt.Errorf("sqlite: enroll: %w", err)
 	}
 	defer tx.Rollback()
-	var one int
-	err = tx.QueryRowContext(ctx, `SELECT 1 FROM courses WHERE id = ?`, courseID).Scan(&one)
+	var ownerID int64
+	err = tx.QueryRowContext(ctx, `SELECT owner_id FROM courses WHERE id = ?`, courseID).Scan(&ownerID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return courseNotFound(courseID)
 	} else if err != nil {
@@ -618,6 +696,9 @@ func (s *Store) Enroll(ctx context.Context, courseID, userID int64) error {
 		return userNotFound(userID)
 	} else if err != nil {
 		return fmt.Errorf("sqlite: enroll: %w", err)
+	}
+	if ownerID == userID {
+		return ownerNotStudent(username, courseID)
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO enrollments (course_id, user_id, created_at) VALUES (?, ?, ?)`,
 		courseID, userID, now().UnixMicro())

@@ -171,6 +171,35 @@ func TestTokenNotStored(t *testing.T) {
 	}
 }
 
+// TestAPIKeySecretNotStored checks that the database holds an API key's
+// SHA-256 hash and only the prefix lists show, never the secret.
+func TestAPIKeySecretNotStored(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "chatd.db")
+	s := open(t, path)
+	ctx := t.Context()
+	k := &chat.APIKey{Name: "news", Bot: "news", Rooms: "chat:*"}
+	if err := s.CreateAPIKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	var stored []byte
+	if err := rawDB(t, path).QueryRowContext(ctx, "SELECT secret_hash FROM api_keys WHERE id = ?", k.ID).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(stored, chat.HashAPIKey(k.Secret)) {
+		t.Fatalf("secret_hash = %x, want SHA-256 of the secret", stored)
+	}
+	s.Close()
+	for _, name := range []string{path, path + "-wal"} {
+		b, err := os.ReadFile(name)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(k.Secret[len(k.Prefix):])) {
+			t.Fatalf("%s contains the API key's secret", name)
+		}
+	}
+}
+
 // TestConcurrentReadersAndWriters runs reads and writes on one store from
 // many goroutines; with -race it also checks the Store's own locking.
 func TestConcurrentReadersAndWriters(t *testing.T) {

@@ -731,6 +731,16 @@ func testRevocationsRecorded(t *testing.T, s chat.Store) {
 	step("Unenroll", func() error { return s.Unenroll(ctx, c.ID, alice.ID) },
 		&chat.Revocation{UserID: alice.ID, CourseID: c.ID, Reason: "no longer enrolled"})
 	step("Unenroll again", fails(chat.ENOTFOUND, func() error { return s.Unenroll(ctx, c.ID, alice.ID) }), nil)
+	step("SetUserActive(false)", func() error { return s.SetUserActive(ctx, bob.ID, false) },
+		&chat.Revocation{UserID: bob.ID, Reason: "account deactivated"})
+	step("SetUserActive(false) again", func() error { return s.SetUserActive(ctx, bob.ID, false) }, nil)
+	step("SetUserActive(true)", func() error { return s.SetUserActive(ctx, bob.ID, true) }, nil)
+	step("SetUserAdmin, RenameCourse", func() error {
+		if err := s.SetUserAdmin(ctx, bob.ID, true); err != nil {
+			return err
+		}
+		return s.RenameCourse(ctx, c.ID, "C2")
+	}, nil)
 	step("DeleteUser(owner of a course)", fails(chat.ECONFLICT, func() error { return s.DeleteUser(ctx, owner.ID) }), nil)
 	step("DeleteUser", func() error { return s.DeleteUser(ctx, alice.ID) },
 		&chat.Revocation{UserID: alice.ID, Reason: "account deleted"})
@@ -740,8 +750,8 @@ func testRevocationsRecorded(t *testing.T, s chat.Store) {
 	step("DeleteCourse again", fails(chat.ENOTFOUND, func() error { return s.DeleteCourse(ctx, c.ID) }), nil)
 	// Deleting the course removed bob's enrollment with it: that is the
 	// course's revocation, not one per student.
-	if revs := revocationsAfter(t, s, 0); len(revs) != 5 {
-		t.Fatalf("%d revocations in all, want 5: %+v", len(revs), revs)
+	if revs := revocationsAfter(t, s, 0); len(revs) != 6 {
+		t.Fatalf("%d revocations in all, want 6: %+v", len(revs), revs)
 	}
 }
 

@@ -213,6 +213,13 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.throttle.Succeeded(ip, username)
+	if u.Deactivated {
+		// Said only to whoever knows the password.
+		s.log.Info("web: login refused: account deactivated", "user", u.Username, "peer", r.RemoteAddr)
+		data["Error"] = deactivatedLogin
+		s.render(w, r, http.StatusForbidden, "login.html", data)
+		return
+	}
 	if password.NeedsRehash(hash) {
 		if h, err := password.Hash(pw); err == nil {
 			if err := s.store.SetPassword(r.Context(), u.ID, h); err != nil {
@@ -253,6 +260,10 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u *chat.Us
 		s.endSession(r.Context(), old)
 	}
 	sess, err := s.store.CreateSession(r.Context(), u.ID, s.cfg.SessionTTL)
+	if chat.ErrorCode(err) == chat.EFORBIDDEN { // deactivated a moment ago
+		s.render(w, r, http.StatusForbidden, "login.html", map[string]any{"Error": deactivatedLogin, "Username": u.Username})
+		return false
+	}
 	if err != nil {
 		s.log.Error("web: create session", "user", u.Username, "err", err)
 		s.unavailable(w, r)

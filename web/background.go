@@ -34,6 +34,7 @@ func (s *Server) Run(ctx context.Context) {
 			s.sweepSessions(ctx)
 			s.throttle.Sweep()
 			s.signups.Sweep(s.cfg.Now())
+			s.apiBudget.Sweep(s.cfg.Now())
 		}
 	}
 }

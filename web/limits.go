@@ -88,6 +88,8 @@ func (s *Server) bodyFailed(w http.ResponseWriter, r *http.Request, err error, t
 	var tooBig *http.MaxBytesError
 	var ne net.Error
 	switch {
+	case errors.As(err, &tooBig) && apiJSONPath(r):
+		apiError(w, http.StatusRequestEntityTooLarge, "body_too_large", "the request body is larger than "+strconv.Itoa(maxBodyBytes)+" bytes")
 	case errors.As(err, &tooBig):
 		s.errorPage(w, r, http.StatusRequestEntityTooLarge, "Request too large", "The form sent is larger than this server accepts.")
 	case errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():

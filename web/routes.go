@@ -34,6 +34,29 @@ func (s *Server) routes(static http.Handler) {
 	s.mux.Handle("GET /api/chat/{room}/messages", s.withSession(s.handleHistory))
 	s.mux.Handle("GET /api/chat/room/{id}/messages", s.withSession(s.handleHistory))
 	s.mux.Handle("GET /api/chat/dm/{username}/messages", s.withSession(s.handleHistory))
+	// The publish API authenticates by API key, not by session (publish.go).
+	s.mux.HandleFunc("POST /api/chat/{room}/messages", s.handlePublish)
+	s.mux.HandleFunc("POST /api/chat/room/{id}/messages", s.handlePublish)
+	s.mux.HandleFunc("POST /api/chat/dm/{a}/{b}/messages", s.handlePublish)
+	s.mux.HandleFunc("POST /api/chat/messages", s.handlePublishBatch)
+
+	// The admin pages (manage.go): administrators, and course owners for
+	// their own course's enrollments.
+	s.mux.Handle("GET /manage/{$}", s.withSession(s.handleManage))
+	s.mux.Handle("GET /manage/courses/{$}", s.withSession(s.handleManageCourses))
+	s.mux.Handle("POST /manage/courses/{$}", s.withSession(s.handleCreateCourse))
+	s.mux.Handle("GET /manage/courses/{id}/{$}", s.withSession(s.handleManageCourse))
+	s.mux.Handle("POST /manage/courses/{id}/enroll", s.withSession(s.handleEnroll))
+	s.mux.Handle("POST /manage/courses/{id}/unenroll", s.withSession(s.handleUnenroll))
+	s.mux.Handle("POST /manage/courses/{id}/rename", s.withSession(s.handleRenameCourse))
+	s.mux.Handle("POST /manage/courses/{id}/delete", s.withSession(s.handleDeleteCourse))
+	s.mux.Handle("GET /manage/users/{$}", s.withSession(s.handleManageUsers))
+	s.mux.Handle("POST /manage/users/{username}/deactivate", s.withSession(s.handleSetActive(false)))
+	s.mux.Handle("POST /manage/users/{username}/reactivate", s.withSession(s.handleSetActive(true)))
+	s.mux.Handle("POST /manage/users/{username}/password", s.withSession(s.handleResetPassword))
+	s.mux.Handle("GET /manage/keys/{$}", s.withSession(s.handleManageKeys))
+	s.mux.Handle("POST /manage/keys/{$}", s.withSession(s.handleCreateKey))
+	s.mux.Handle("POST /manage/keys/{id}/revoke", s.withSession(s.handleRevokeKey))
 
 	s.mux.Handle("GET /static/", cacheStatic(http.StripPrefix("/static/", static)))
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)

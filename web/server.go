@@ -68,6 +68,13 @@ type Config struct {
 	// Now is the clock of the login and sign-up throttles; default
 	// time.Now. Tests set their own and advance it instead of sleeping.
 	Now func() time.Time
+	// APIRateLimit is how many messages a second one API key may post
+	// through the publish API (API_RATE_LIMIT), in bursts of APIRateBurst
+	// (API_RATE_BURST); a batch counts one message per room, and may name
+	// no more rooms than the burst. Defaults 10 and 100; a negative
+	// APIRateLimit turns the limit off. Counted per process, on Now.
+	APIRateLimit float64
+	APIRateBurst int
 	// TrustProxy takes the client's IP, for the throttles and the
 	// per-address connection and message limits, from the last
 	// X-Forwarded-For entry (set by a reverse proxy such as Caddy) instead
@@ -124,6 +131,12 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.APIRateLimit == 0 {
+		c.APIRateLimit = 10
+	}
+	if c.APIRateBurst <= 0 {
+		c.APIRateBurst = 100
+	}
 }
 
 // Server serves chatd's HTTP routes.
@@ -138,8 +151,11 @@ type Server struct {
 	// signupSlots holds one token per sign-up in progress (limits.go).
 	signups     *budget.Limiter
 	signupSlots chan struct{}
-	pages       map[string]*template.Template
-	mux         *http.ServeMux
+	// apiBudget limits each API key's messages (nil: no limit); keyed by
+	// the key's id.
+	apiBudget *budget.Limiter
+	pages     map[string]*template.Template
+	mux       *http.ServeMux
 
 	guestName func(token []byte, attempt int) string // guestName; tests replace it
 }
@@ -163,15 +179,21 @@ func NewServer(cfg Config, hub *ws.Hub) (*Server, error) {
 		signups:     budget.PerWindow(cfg.SignupLimit, cfg.SignupWindow, 0),
 		signupSlots: newSignupSlots(),
 		guestName:   guestName,
+		apiBudget:   budget.New(cfg.APIRateLimit, cfg.APIRateBurst, 0),
 	}
 	s.csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("web: cross-origin request refused", "method", r.Method, "path", r.URL.Path,
 			"origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"), "peer", r.RemoteAddr)
+		if apiJSONPath(r) {
+			apiError(w, http.StatusForbidden, "cross_origin", "cross-site requests are refused; call the API from a server, not from another site's page")
+			return
+		}
 		s.errorPage(w, r, http.StatusForbidden, "Cross-site request refused",
 			"This form was sent from another site, so it was refused (CSRF protection). Go back, reload the page and try again.")
 	}))
 	for _, page := range []string{"index.html", "room.html", "error.html", "login.html", "signup.html",
-		"logout.html", "courses.html", "course.html", "users.html"} {
+		"logout.html", "courses.html", "course.html", "users.html",
+		"manage.html", "manage_courses.html", "manage_course.html", "manage_users.html", "manage_keys.html", "manage_secret.html"} {
 		t, err := template.ParseFS(templateFS, "templates/base.html", "templates/"+page)
 		if err != nil {
 			return nil, err

@@ -18,7 +18,9 @@ import (
 
 // adminCommands are the subcommands that manage accounts and courses, in the
 // order "chatd -h" lists them. runAdmin runs them.
-var adminCommands = []string{"createuser", "setpassword", "createcourse", "enroll", "unenroll", "listusers", "listcourses", "members"}
+var adminCommands = []string{"createuser", "setpassword", "deactivate", "reactivate", "grantadmin", "revokeadmin",
+	"createcourse", "renamecourse", "deletecourse", "enroll", "unenroll", "listusers", "listcourses", "members",
+	"createkey", "listkeys", "revokekey"}
 
 // adminCommand describes one admin subcommand for its usage text.
 type adminCommand struct {
@@ -44,14 +46,44 @@ var adminHelp = map[string]adminCommand{
 		detail: "The password is read as for createuser: one line of standard input with\n" +
 			"--password-stdin, otherwise CHATD_PASSWORD.",
 	},
+	"deactivate": {
+		args:    "USERNAME",
+		summary: "stop a user from signing in and close their sockets",
+		detail: "Their sessions end and their open sockets close on every server within\n" +
+			"ACCESS_RECHECK_INTERVAL (1 s by default). Their messages, courses and\n" +
+			"enrollments stay; chatd reactivate undoes it.",
+	},
+	"reactivate": {
+		args:    "USERNAME",
+		summary: "let a deactivated user sign in again",
+	},
+	"grantadmin": {
+		args:    "USERNAME",
+		summary: "make a user an administrator (the /manage/ pages)",
+	},
+	"revokeadmin": {
+		args:    "USERNAME",
+		summary: "take a user's administrator rights away",
+	},
 	"createcourse": {
 		args:    "--owner USERNAME TITLE...",
 		summary: "create a course owned by USERNAME and print its id",
 		detail:  "The owner may always enter the course's chat room.",
 	},
+	"renamecourse": {
+		args:    "COURSE_ID TITLE...",
+		summary: "change a course's title",
+	},
+	"deletecourse": {
+		args:    "COURSE_ID",
+		summary: "delete a course with its enrollments and its chat history",
+		detail: "Open sockets in the course's room close on every server within\n" +
+			"ACCESS_RECHECK_INTERVAL (1 s by default).",
+	},
 	"enroll": {
 		args:    "COURSE_ID USERNAME",
 		summary: "let a user into a course's chat room",
+		detail:  "A course's owner always may enter its room and is not enrolled as a student.",
 	},
 	"unenroll": {
 		args:    "COURSE_ID USERNAME",
@@ -67,6 +99,22 @@ var adminHelp = map[string]adminCommand{
 	"members": {
 		args:    "COURSE_ID",
 		summary: "list a course's owner and students",
+	},
+	"createkey": {
+		args:    "--name NAME [--rooms PATTERNS] [--bot BOT]",
+		summary: "make an API key for the publish API and print its secret once",
+		detail: "The key posts as the bot \"bot:BOT\" (BOT defaults to NAME) into the rooms\n" +
+			"whose keys match one of PATTERNS, comma-separated globs: chat:lobby,\n" +
+			"chat:announce-*, chat:* (every public room, the default), course:12,\n" +
+			"course:*, dm:* (every private room), * (every room). Only a hash of the\n" +
+			"secret is stored: it is printed now and never again. See docs/api.md.",
+	},
+	"listkeys": {
+		summary: "list API keys (the start of each secret only), revoked ones too",
+	},
+	"revokekey": {
+		args:    "NAME | --id ID",
+		summary: "revoke an API key: it stops working at once",
 	},
 }
 
@@ -115,8 +163,22 @@ func (a *adminEnv) run(ctx context.Context, name string, args []string) error {
 		err = a.createUser(ctx, args)
 	case "setpassword":
 		err = a.setPassword(ctx, args)
+	case "deactivate", "reactivate":
+		err = a.setActive(ctx, name, args)
+	case "grantadmin", "revokeadmin":
+		err = a.setAdmin(ctx, name, args)
 	case "createcourse":
 		err = a.createCourse(ctx, args)
+	case "renamecourse":
+		err = a.renameCourse(ctx, args)
+	case "deletecourse":
+		err = a.deleteCourse(ctx, args)
+	case "createkey":
+		err = a.createKey(ctx, args)
+	case "listkeys":
+		err = a.listKeys(ctx, args)
+	case "revokekey":
+		err = a.revokeKey(ctx, args)
 	case "enroll":
 		err = a.enroll(ctx, args, true)
 	case "unenroll":
@@ -447,6 +509,9 @@ func (a *adminEnv) enroll(ctx context.Context, args []string, add bool) error {
 		return err
 	}
 	if add {
+		if u.ID == c.OwnerID {
+			return chat.Errorf(chat.ECONFLICT, "%q owns course %d (%s): an owner always may enter the course's room and is not enrolled as a student of their own course", u.Username, c.ID, c.Title)
+		}
 		err = a.store.Enroll(ctx, c.ID, u.ID)
 		if chat.ErrorCode(err) == chat.ECONFLICT {
 			return chat.Errorf(chat.ECONFLICT, "%q is already enrolled in course %d (%s)", u.Username, c.ID, c.Title)
@@ -488,9 +553,13 @@ func (a *adminEnv) listUsers(ctx context.Context, args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tUSERNAME\tADMIN\tDISPLAY NAME")
+	fmt.Fprintln(tw, "ID\tUSERNAME\tADMIN\tACTIVE\tDISPLAY NAME")
 	for _, u := range users {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", u.ID, u.Username, yes(u.IsAdmin), u.DisplayName)
+		active := "yes"
+		if u.Deactivated {
+			active = "no"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", u.ID, u.Username, yes(u.IsAdmin), active, u.DisplayName)
 	}
 	return tw.Flush()
 }

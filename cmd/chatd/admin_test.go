@@ -351,12 +351,13 @@ func TestListCommands(t *testing.T) {
 	h.must(t, "", "enroll", id, "bob")
 	h.must(t, "", "enroll", id, "alice")
 	h.must(t, "", "createcourse", "--owner", "alice", "Empty", "course")
+	h.must(t, "", "deactivate", "bob")
 
-	want := `ID  USERNAME  ADMIN  DISPLAY NAME
-2   alice     -      
-3   bob       -      
-1   teacher   -      Ms Teacher
-4   Zed       yes    
+	want := `ID  USERNAME  ADMIN  ACTIVE  DISPLAY NAME
+2   alice     -      yes     
+3   bob       -      no      
+1   teacher   -      yes     Ms Teacher
+4   Zed       yes    yes     
 `
 	if out := h.must(t, "", "listusers"); out != want {
 		t.Fatalf("listusers printed\n%s\nwant\n%s", out, want)

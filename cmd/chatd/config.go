@@ -42,6 +42,8 @@ type config struct {
 	LoginFailures  int
 	LoginWindow    time.Duration
 	TrustProxy     bool
+	APIRateLimit   float64 // messages a second per API key; 0: no limit
+	APIRateBurst   int
 
 	History           string // on | off
 	HistoryOnJoin     int
@@ -138,7 +140,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	e.Duration(&c.SessionTTL, "session-ttl", "SESSION_TTL", 14*24*time.Hour, "how long a login lasts before the user must sign in again")
 	e.Bool(&c.AllowSignup, "allow-signup", "ALLOW_SIGNUP", true, "let visitors create accounts at /accounts/signup/")
 	e.Bool(&c.AllowAnonymous, "allow-anonymous", "ALLOW_ANONYMOUS", true, "let visitors who are not signed in chat in public rooms as guests")
-	e.Duration(&c.AccessRecheck, "access-recheck", "ACCESS_RECHECK_INTERVAL", time.Second, "how often every process polls the store for access taken away (logout, unenroll, deleted course or account, from any process or admin command) and closes those sockets")
+	e.Duration(&c.AccessRecheck, "access-recheck", "ACCESS_RECHECK_INTERVAL", time.Second, "how often every process polls the store for access taken away (logout, unenroll, deactivated or deleted account, deleted course, from any process or admin command) and closes those sockets")
 	e.String(&c.History, "history", "HISTORY", "on", "on: store every message (seq, acks, history, resume); off: keep nothing, as the Channels tutorials do")
 	e.Int(&c.HistoryOnJoin, "history-on-join", "HISTORY_ON_JOIN", 50, "how many of a room's latest messages a new connection gets first; 0 sends none")
 	e.Duration(&c.HistoryMaxAge, "history-max-age", "HISTORY_MAX_AGE", 0, "delete stored messages older than this (for example 720h); 0 keeps them")
@@ -147,6 +149,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	e.Int(&c.LoginFailures, "login-failures", "LOGIN_FAILURE_LIMIT", 5, "failed logins for one username from one client address, after which those logins answer 429 until LOGIN_FAILURE_WINDOW has passed")
 	e.Duration(&c.LoginWindow, "login-window", "LOGIN_FAILURE_WINDOW", 5*time.Minute, "how long failed logins count, from the first one")
 	e.Bool(&c.TrustProxy, "trust-proxy", "TRUST_PROXY", false, "take the client IP from the last X-Forwarded-For entry (set it behind a reverse proxy such as Caddy)")
+	e.Float(&c.APIRateLimit, "api-rate-limit", "API_RATE_LIMIT", 10, "messages per second one API key may post through the publish API (a batch counts one per room); 0 means no limit")
+	e.Int(&c.APIRateBurst, "api-rate-burst", "API_RATE_BURST", 100, "messages one API key may post at once before API_RATE_LIMIT applies; also the most rooms one batch may name (at most 100)")
 	e.bindLimits(&c.limitsConfig)
 	e.Bool(&c.HealthDetails, "health-details", "HEALTH_DETAILS", false, "show connection counts, version and the channel layer's error on /healthz and /readyz to every client; otherwise only to requests from the loopback interface that carry no proxy header (status codes are the same either way)")
 	e.layerFlags(&c.Layer, prefixFromDatabase)
@@ -311,6 +315,10 @@ func (c *config) validate() error {
 		return fmt.Errorf("LOGIN_FAILURE_LIMIT must be at least 1")
 	case c.LoginWindow < time.Second:
 		return fmt.Errorf("LOGIN_FAILURE_WINDOW must be at least 1s")
+	case c.APIRateLimit < 0:
+		return fmt.Errorf("API_RATE_LIMIT must not be negative")
+	case c.APIRateBurst < 1:
+		return fmt.Errorf("API_RATE_BURST must be at least 1")
 	}
 	if err := c.limitsConfig.validate(); err != nil {
 		return err
@@ -342,9 +350,12 @@ Usage:
   chatd [serve] [flags]        run the server (the default)
   chatd layer check [flags]    send a message through the channel layer and back
   chatd migrate [flags]        create or upgrade the database schema
-  chatd createuser|setpassword|createcourse|enroll|unenroll|listusers|listcourses|members ...
-                               manage accounts and courses; they take -database-url
-                               and -data-dir (DATABASE_URL, DATA_DIR) like serve
+  chatd createuser|setpassword|deactivate|reactivate|grantadmin|revokeadmin ...
+  chatd createcourse|renamecourse|deletecourse|enroll|unenroll|listusers|listcourses|members ...
+  chatd createkey|listkeys|revokekey ...
+                               manage accounts, courses and API keys (each takes -h);
+                               they take -database-url and -data-dir (DATABASE_URL,
+                               DATA_DIR) like serve
   chatd version                print the version
 
 Each command takes -h. A flag that a command does not know is an error

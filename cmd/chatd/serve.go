@@ -218,6 +218,8 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		RequestTimeout:    cfg.RequestTimeout,
 		Now:               now,
 		HealthDetails:     cfg.HealthDetails,
+		APIRateLimit:      cfg.apiRateLimit(),
+		APIRateBurst:      cfg.APIRateBurst,
 	}, hub)
 	if err != nil {
 		return err
@@ -281,6 +283,14 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}
 	log.Info("chatd stopped")
 	return nil
+}
+
+// apiRateLimit is API_RATE_LIMIT for web.Config, where negative means off.
+func (c *config) apiRateLimit() float64 {
+	if c.APIRateLimit == 0 {
+		return -1
+	}
+	return c.APIRateLimit
 }
 
 // raiseFileLimit lifts the soft limit on open files to the hard limit: each

@@ -203,6 +203,8 @@ func TestBadFramesGetErrorFrames(t *testing.T) {
 		{"unknown field", `{"message": "x", "user": "admin"}`, "unknown_field"},
 		{"unknown type", `{"type": "rm -rf", "message": "x"}`, "unknown_type"},
 		{"too long", `{"message": "` + strings.Repeat("é", 4001) + `"}`, "message_too_long"},
+		// No store keeps a NUL: stored, it would fail its whole group commit.
+		{"NUL character", `{"message": "a\u0000b"}`, "invalid_message"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a.SendText(t, tc.frame)

@@ -76,6 +76,35 @@ func (l *Limiter) Allow(key string, now time.Time) bool {
 	return true
 }
 
+// AllowN takes n tokens from key's bucket at time now if it holds them
+// all, and reports whether it did. If it did not, it takes nothing and
+// also returns how long from now until the bucket holds n tokens; n over
+// Burst never fits (use Burst to refuse such requests first), and then
+// the wait is how long until the bucket is full.
+func (l *Limiter) AllowN(key string, n int, now time.Time) (bool, time.Duration) {
+	if l == nil || n <= 0 {
+		return true, 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.refillLocked(key, now)
+	if b.tokens >= float64(n) {
+		b.tokens -= float64(n)
+		return true, 0
+	}
+	need := min(float64(n), l.burst) - b.tokens
+	return false, time.Duration(need / l.rate * float64(time.Second))
+}
+
+// Burst returns the bucket size: the most tokens AllowN can ever take at
+// once. A nil Limiter has no limit and returns 0.
+func (l *Limiter) Burst() int {
+	if l == nil {
+		return 0
+	}
+	return int(l.burst)
+}
+
 // Wait returns how long from now until key's bucket has a token again (0
 // if it has one now). It takes nothing.
 func (l *Limiter) Wait(key string, now time.Time) time.Duration {

@@ -106,3 +106,35 @@ func TestAddrKey(t *testing.T) {
 		}
 	}
 }
+
+func TestAllowN(t *testing.T) {
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := New(10, 20, 0) // 10 a second, bursts of 20
+	if l.Burst() != 20 {
+		t.Fatalf("Burst = %d", l.Burst())
+	}
+	if ok, _ := l.AllowN("k", 15, t0); !ok {
+		t.Fatal("15 of a full bucket of 20 refused")
+	}
+	ok, wait := l.AllowN("k", 10, t0)
+	if ok || wait != 500*time.Millisecond {
+		t.Fatalf("10 of 5 left: %v, wait %v; want refused, 500ms", ok, wait)
+	}
+	// Refused requests take nothing: 5 are still there.
+	if ok, _ := l.AllowN("k", 5, t0); !ok {
+		t.Fatal("5 of 5 left refused")
+	}
+	if ok, _ := l.AllowN("other", 20, t0); !ok {
+		t.Fatal("another key shares the bucket")
+	}
+	if ok, _ := l.AllowN("k", 10, t0.Add(time.Second)); !ok {
+		t.Fatal("10 after refilling for 1s refused")
+	}
+	if ok, wait := l.AllowN("k", 25, t0.Add(time.Hour)); ok || wait != 0 {
+		t.Fatalf("25 > burst: %v, wait %v; want refused, 0 (already full)", ok, wait)
+	}
+	var none *Limiter
+	if ok, wait := none.AllowN("k", 1000, t0); !ok || wait != 0 || none.Burst() != 0 {
+		t.Fatal("a nil limiter limits")
+	}
+}
