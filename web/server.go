@@ -68,6 +68,10 @@ type Config struct {
 	// Now is the clock of the login and sign-up throttles; default
 	// time.Now. Tests set their own and advance it instead of sleeping.
 	Now func() time.Time
+	// CheckRoom, if not nil, refuses public room names that the channel
+	// layer cannot carry, with a reason for the user: the channels_redis
+	// layer allows only names that are valid Django group names.
+	CheckRoom func(name string) error
 	// TrustProxy takes the client's IP, for the throttles and the
 	// per-address connection and message limits, from the last
 	// X-Forwarded-For entry (set by a reverse proxy such as Caddy) instead

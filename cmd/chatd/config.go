@@ -47,6 +47,7 @@ type config struct {
 	HistoryMaxPerRoom int
 	HistoryPrune      time.Duration
 	limitsConfig // connection caps, budgets, timeouts, throttles (limits.go)
+	djangoConfig // beside a Django site: its channel layer and sessions (django.go)
 
 	hosts *web.Hosts // parsed AllowedHosts, defaulted for development
 }
@@ -135,7 +136,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	e.String(&c.DataDir, "data-dir", "DATA_DIR", "data", "directory of the SQLite database (when DATABASE_URL is empty)")
 	e.String(&c.DatabaseURL, "database-url", "DATABASE_URL", "", "postgres://... to use PostgreSQL instead of SQLite")
 	e.Duration(&c.SessionTTL, "session-ttl", "SESSION_TTL", 14*24*time.Hour, "how long a login lasts before the user must sign in again")
-	e.Bool(&c.AllowSignup, "allow-signup", "ALLOW_SIGNUP", true, "let visitors create accounts at /accounts/signup/")
+	e.Bool(&c.AllowSignup, "allow-signup", "ALLOW_SIGNUP", e.env("DJANGO_SECRET_KEY", "") == "", "let visitors create accounts at /accounts/signup/ (default false when DJANGO_SECRET_KEY is set: the Django site owns the accounts)")
 	e.Bool(&c.AllowAnonymous, "allow-anonymous", "ALLOW_ANONYMOUS", true, "let visitors who are not signed in chat in public rooms as guests")
 	e.Duration(&c.AccessRecheck, "access-recheck", "ACCESS_RECHECK_INTERVAL", time.Second, "how often every process polls the store for access taken away (logout, unenroll, deleted course or account, from any process or admin command) and closes those sockets")
 	e.String(&c.History, "history", "HISTORY", "on", "on: store every message (seq, acks, history, resume); off: keep nothing, as the Channels tutorials do")
@@ -147,11 +148,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	e.Duration(&c.LoginWindow, "login-window", "LOGIN_FAILURE_WINDOW", 5*time.Minute, "how long failed logins count, from the first one")
 	e.Bool(&c.TrustProxy, "trust-proxy", "TRUST_PROXY", false, "take the client IP from the last X-Forwarded-For entry (set it behind a reverse proxy such as Caddy)")
 	e.bindLimits(&c.limitsConfig)
+	e.bindDjango(&c.djangoConfig)
 	kind, redisURL, layerErr := layerConfigFromEnv(getenv)
 	if layerErr != nil {
 		e.errs = append(e.errs, layerErr.Error())
 	}
-	fs.StringVar(&c.ChannelLayer, "channel-layer", kind, "memory (one process) or redis (many processes) (CHANNEL_LAYER)")
+	fs.StringVar(&c.ChannelLayer, "channel-layer", kind, "memory (one process), redis (many processes) or channels_redis (many processes, sharing public rooms with a Django Channels site; docs/django.md) (CHANNEL_LAYER)")
 	fs.StringVar(&c.RedisURL, "redis-url", redisURL, "Redis address for the redis layer, redis://host:port/db (REDIS_URL, or IP_REDIS and PORT_REDIS)")
 	fs.Usage = func() { usage(fs, stderr) }
 	if err := fs.Parse(args); err != nil {
@@ -226,8 +228,15 @@ func (c *config) validate() error {
 		if err := checkRedisURL(c.RedisURL); err != nil {
 			return fmt.Errorf("redis URL: %w", err)
 		}
+	case layerChannelsRedis:
+		if err := c.djangoConfig.validate(c.ChannelLayer, &c.RedisURL); err != nil {
+			return err
+		}
+		if err := checkRedisURL(c.RedisURL); err != nil {
+			return fmt.Errorf("redis URL: %w", err)
+		}
 	default:
-		return fmt.Errorf("CHANNEL_LAYER must be memory or redis, not %q", c.ChannelLayer)
+		return fmt.Errorf("CHANNEL_LAYER must be memory, redis or channels_redis, not %q", c.ChannelLayer)
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(c.LogLevel)); err != nil {

@@ -47,8 +47,8 @@ func layerConfigFromEnv(getenv func(string) string) (kind, redisURL string, err 
 	if kind == "" {
 		kind = layerMemory
 	}
-	if kind != layerMemory && kind != layerRedis {
-		return "", "", fmt.Errorf("CHANNEL_LAYER must be memory or redis, not %q", env("CHANNEL_LAYER"))
+	if kind != layerMemory && kind != layerRedis && kind != layerChannelsRedis {
+		return "", "", fmt.Errorf("CHANNEL_LAYER must be memory, redis or channels_redis, not %q", env("CHANNEL_LAYER"))
 	}
 	switch {
 	case env("REDIS_URL") != "":
@@ -65,6 +65,11 @@ func layerConfigFromEnv(getenv func(string) string) (kind, redisURL string, err 
 			return "", "", fmt.Errorf("PORT_REDIS must be a port number (1-65535), not %q", port)
 		}
 		redisURL = "redis://" + net.JoinHostPort(env("IP_REDIS"), port) + "/0"
+	}
+	if kind == layerChannelsRedis && redisURL == "" {
+		// chatd's own traffic goes to the Django layer's first host.
+		h, _, _ := strings.Cut(env("CHANNELS_REDIS_HOSTS"), ",")
+		redisURL = strings.TrimSpace(h)
 	}
 	if kind == layerRedis && redisURL == "" {
 		return "", "", errors.New("CHANNEL_LAYER=redis needs the Redis address: set REDIS_URL (e.g. redis://127.0.0.1:6379/0) or IP_REDIS (and PORT_REDIS, default 6379)")
@@ -102,7 +107,9 @@ func openLayer(ctx context.Context, kind, redisURL string, recv chat.Receiver, l
 	switch kind {
 	case layerMemory:
 		return memory.New(recv), nil
-	case layerRedis:
+	case layerRedis, layerChannelsRedis:
+		// channels_redis: chatd's processes talk through chatd's own layer;
+		// serve wraps it in the Django bridge (openChannelsRedis).
 		if redisURL == "" {
 			return nil, errors.New("the redis channel layer needs REDIS_URL (or IP_REDIS and PORT_REDIS)")
 		}
@@ -133,6 +140,11 @@ func (d driverLogger) Printf(ctx context.Context, format string, v ...any) {
 // returns an error that says which layer failed and why.
 func runLayerCheck(ctx context.Context, kind, redisURL string, stdout io.Writer) error {
 	where := kind + " layer"
+	if kind == layerChannelsRedis {
+		// The check covers chatd's own traffic, which channels_redis mode
+		// carries on chatd's Redis layer.
+		kind = layerRedis
+	}
 	if kind == layerRedis {
 		where = "redis layer at " + redactURL(redisURL)
 	}

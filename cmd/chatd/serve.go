@@ -72,7 +72,7 @@ func closeUnenrolled(ctx context.Context, st chat.Store, getenv func(string) str
 	if err != nil {
 		return err
 	}
-	if kind != layerRedis {
+	if kind != layerRedis && kind != layerChannelsRedis {
 		return nil
 	}
 	u, err := st.UserByID(ctx, userID)
@@ -126,16 +126,33 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	node, err := core.New(core.Config{Store: st, HistoryOff: cfg.History == "off", Publisher: hub, Logger: log})
+	var publisher core.Publisher = hub
+	var djpub *djangoPublisher
+	if cfg.ChannelLayer == layerChannelsRedis {
+		djpub = newDjangoPublisher(hub, log)
+		publisher = djpub
+	}
+	node, err := core.New(core.Config{Store: st, HistoryOff: cfg.History == "off", Publisher: publisher, Logger: log})
 	if err != nil {
 		return err
 	}
 	hub.UseNode(node)
-	layer, err := openLayer(ctx, cfg.ChannelLayer, cfg.RedisURL, hub.Receive, log)
-	if err != nil {
+	var layer chat.Layer
+	var checkRoom func(string) error
+	if djpub != nil {
+		crl, err := openChannelsRedis(ctx, cfg, st, node, hub.Receive, log)
+		if err != nil {
+			return err
+		}
+		djpub.layer.Store(crl)
+		layer, checkRoom = crl, crl.CheckRoom
+	} else if layer, err = openLayer(ctx, cfg.ChannelLayer, cfg.RedisURL, hub.Receive, log); err != nil {
 		return err
 	}
 	defer layer.Close()
+	if djpub != nil {
+		defer djpub.close() // sends what is queued, before the layer closes
+	}
 	if err := hub.Start(ctx, layer); err != nil {
 		return err
 	}
@@ -161,6 +178,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		BodyTimeout:       cfg.BodyTimeout,
 		RequestTimeout:    cfg.RequestTimeout,
 		Now:               now,
+		CheckRoom:         checkRoom,
 	}, hub)
 	if err != nil {
 		return err
