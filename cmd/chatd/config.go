@@ -46,8 +46,8 @@ type config struct {
 	HistoryMaxAge     time.Duration
 	HistoryMaxPerRoom int
 	HistoryPrune      time.Duration
-	limitsConfig // connection caps, budgets, timeouts, throttles (limits.go)
-	djangoConfig // beside a Django site: its channel layer and sessions (django.go)
+	limitsConfig      // connection caps, budgets, timeouts, throttles (limits.go)
+	djangoConfig      // beside a Django site: its channel layer and sessions (django.go)
 
 	hosts *web.Hosts // parsed AllowedHosts, defaulted for development
 }
