@@ -68,6 +68,11 @@ type Config struct {
 	// Now is the clock of the login and sign-up throttles; default
 	// time.Now. Tests set their own and advance it instead of sleeping.
 	Now func() time.Time
+	// External, if not nil, is a second source of signed-in users (a
+	// Django site's sessions); ExternalRecheck is how often their open
+	// sockets are checked again, default 30 s.
+	External        ExternalAuth
+	ExternalRecheck time.Duration
 	// CheckRoom, if not nil, refuses public room names that the channel
 	// layer cannot carry, with a reason for the user: the channels_redis
 	// layer allows only names that are valid Django group names.
@@ -122,6 +127,9 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.ExternalRecheck <= 0 {
+		c.ExternalRecheck = 30 * time.Second
+	}
 }
 
 // Server serves chatd's HTTP routes.
@@ -137,6 +145,7 @@ type Server struct {
 	signups     *budget.Limiter
 	signupSlots chan struct{}
 	pages       map[string]*template.Template
+	ext         externalSessions // external sessions with sockets here
 	mux         *http.ServeMux
 }
 

@@ -46,8 +46,9 @@ type config struct {
 	HistoryMaxAge     time.Duration
 	HistoryMaxPerRoom int
 	HistoryPrune      time.Duration
-	limitsConfig      // connection caps, budgets, timeouts, throttles (limits.go)
-	djangoConfig      // beside a Django site: its channel layer and sessions (django.go)
+	limitsConfig                          // connection caps, budgets, timeouts, throttles (limits.go)
+	djangoConfig                          // beside a Django site: its channel layer (django.go)
+	django            djangoSessionConfig // beside a Django site: its logins (django.go)
 
 	hosts *web.Hosts // parsed AllowedHosts, defaulted for development
 }
@@ -149,6 +150,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	e.Bool(&c.TrustProxy, "trust-proxy", "TRUST_PROXY", false, "take the client IP from the last X-Forwarded-For entry (set it behind a reverse proxy such as Caddy)")
 	e.bindLimits(&c.limitsConfig)
 	e.bindDjango(&c.djangoConfig)
+	e.bindDjangoSessions(&c.django)
 	kind, redisURL, layerErr := layerConfigFromEnv(getenv)
 	if layerErr != nil {
 		e.errs = append(e.errs, layerErr.Error())
@@ -217,6 +219,9 @@ func (c *config) validate() error {
 		return fmt.Errorf("LOGIN_FAILURE_WINDOW must be at least 1s")
 	}
 	if err := c.limitsConfig.validate(); err != nil {
+		return err
+	}
+	if err := c.django.validate(); err != nil {
 		return err
 	}
 	switch c.ChannelLayer {

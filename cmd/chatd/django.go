@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +14,8 @@ import (
 	chat "github.com/chatd/chat"
 	"github.com/chatd/chat/channelsredis"
 	"github.com/chatd/chat/core"
+	"github.com/chatd/chat/djangoauth"
+	"github.com/chatd/chat/password"
 	"github.com/chatd/chat/ws"
 )
 
@@ -265,4 +269,126 @@ func randomPrefix(n int) int {
 		return -1
 	}
 	return n
+}
+
+// djangoSessionConfig is how chatd reads a Django site's logins.
+type djangoSessionConfig struct {
+	SecretKey   string   // DJANGO_SECRET_KEY (environment only: a secret)
+	Fallbacks   []string // DJANGO_SECRET_KEY_FALLBACKS (environment only)
+	DatabaseURL string
+	Engine      string
+	CookieName  string
+	CookieAge   int // seconds
+	UserTable   string
+	Backends    string
+	Recheck     time.Duration
+}
+
+// bindDjangoSessions registers the Django session settings' flags.
+func (e *envFlags) bindDjangoSessions(c *djangoSessionConfig) {
+	c.SecretKey = strings.TrimSpace(e.getenv("DJANGO_SECRET_KEY"))
+	for _, k := range strings.Split(e.getenv("DJANGO_SECRET_KEY_FALLBACKS"), ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			c.Fallbacks = append(c.Fallbacks, k)
+		}
+	}
+	e.String(&c.DatabaseURL, "django-database-url", "DJANGO_DATABASE_URL", "", "with DJANGO_SECRET_KEY: the Django site's database, postgres://... or sqlite:///path/to/db.sqlite3, read (never written) to accept its logins")
+	e.String(&c.Engine, "django-session-engine", "DJANGO_SESSION_ENGINE", djangoauth.EngineDB, "the Django site's SESSION_ENGINE: db (also cached_db) or signed_cookies (the full django.contrib.sessions.backends.* name works too)")
+	e.String(&c.CookieName, "django-session-cookie-name", "DJANGO_SESSION_COOKIE_NAME", djangoauth.DefaultCookieName, "the Django site's SESSION_COOKIE_NAME")
+	e.Int(&c.CookieAge, "django-session-cookie-age", "DJANGO_SESSION_COOKIE_AGE", int(djangoauth.DefaultCookieAge/time.Second), "the Django site's SESSION_COOKIE_AGE in seconds (how old a signed-cookie session may be)")
+	e.String(&c.UserTable, "django-user-table", "DJANGO_USER_TABLE", djangoauth.DefaultUserTable, "the table of the Django site's user model (AUTH_USER_MODEL)")
+	e.String(&c.Backends, "django-authentication-backends", "DJANGO_AUTHENTICATION_BACKENDS", djangoauth.ModelBackend, "the Django site's AUTHENTICATION_BACKENDS, comma-separated: a session made by another backend is not accepted")
+	e.Duration(&c.Recheck, "django-session-recheck", "DJANGO_SESSION_RECHECK", 30*time.Second, "how often the Django sessions of open sockets are checked again (logged out, password changed, account deactivated: the socket closes with 1008)")
+}
+
+// validate checks the Django session settings.
+func (c *djangoSessionConfig) validate() error {
+	c.Engine = strings.TrimPrefix(c.Engine, "django.contrib.sessions.backends.")
+	if c.Engine == "cached_db" {
+		c.Engine = djangoauth.EngineDB
+	}
+	if c.SecretKey == "" {
+		if c.DatabaseURL != "" {
+			return errors.New("DJANGO_DATABASE_URL is set but DJANGO_SECRET_KEY is not: both are needed to accept the Django site's logins")
+		}
+		return nil
+	}
+	switch {
+	case c.Engine != djangoauth.EngineDB && c.Engine != djangoauth.EngineSignedCookies:
+		return fmt.Errorf("DJANGO_SESSION_ENGINE must be db, cached_db or signed_cookies, not %q", c.Engine)
+	case c.DatabaseURL == "":
+		return errors.New("DJANGO_SECRET_KEY is set but DJANGO_DATABASE_URL is not: chatd reads the Django site's users (and database sessions) from it")
+	case c.CookieAge < 1:
+		return errors.New("DJANGO_SESSION_COOKIE_AGE must be at least 1")
+	case c.Recheck < 10*time.Millisecond:
+		return errors.New("DJANGO_SESSION_RECHECK must be at least 10ms")
+	}
+	return nil
+}
+
+// djangoLogins is web.ExternalAuth over a Django site: a valid Django
+// session is the chatd account of the same username, made on first sight
+// (with a random password nobody knows: Django owns the login).
+type djangoLogins struct {
+	v     *djangoauth.Verifier
+	store chat.Store
+	log   *slog.Logger
+}
+
+func (d *djangoLogins) CookieName() string { return d.v.CookieName() }
+
+func (d *djangoLogins) Authenticate(ctx context.Context, cookie string) (*chat.User, time.Time, error) {
+	du, err := d.v.Verify(ctx, cookie)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	if chat.ValidateUsername(du.Username) != nil {
+		return nil, time.Time{}, chat.Errorf(chat.EUNAUTHORIZED, "the Django username cannot be used in chat")
+	}
+	u, err := d.store.UserByUsername(ctx, du.Username)
+	if chat.ErrorCode(err) != chat.ENOTFOUND {
+		return u, du.Expires, err
+	}
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	hash, err := password.Hash(hex.EncodeToString(b))
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	u = &chat.User{Username: du.Username}
+	err = d.store.CreateUser(ctx, u, hash)
+	if chat.ErrorCode(err) == chat.ECONFLICT { // made by a concurrent request
+		u, err = d.store.UserByUsername(ctx, du.Username)
+	} else if err == nil {
+		d.log.Info("django: first login of a Django user; made their chatd account", "user", du.Username, "django_id", du.ID)
+	}
+	return u, du.Expires, err
+}
+
+// openDjangoLogins opens the Django site's database, or returns nil when
+// DJANGO_SECRET_KEY is not set.
+func openDjangoLogins(ctx context.Context, c *djangoSessionConfig, st chat.Store, log *slog.Logger) (*djangoLogins, *djangoauth.Verifier, error) {
+	if c.SecretKey == "" {
+		return nil, nil, nil
+	}
+	var backends []string
+	for _, b := range strings.Split(c.Backends, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			backends = append(backends, b)
+		}
+	}
+	v, err := djangoauth.Open(ctx, djangoauth.Config{
+		SecretKey:   c.SecretKey,
+		Fallbacks:   c.Fallbacks,
+		DatabaseURL: c.DatabaseURL,
+		Engine:      c.Engine,
+		CookieName:  c.CookieName,
+		CookieAge:   time.Duration(c.CookieAge) * time.Second,
+		UserTable:   c.UserTable,
+		Backends:    backends,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return &djangoLogins{v: v, store: st, log: log}, v, nil
 }

@@ -157,6 +157,15 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		return err
 	}
 	recheck := cfg.AccessRecheck
+	djLogins, djVerifier, err := openDjangoLogins(ctx, &cfg.django, st, log)
+	if err != nil {
+		return err
+	}
+	var external web.ExternalAuth
+	if djLogins != nil {
+		defer djVerifier.Close()
+		external = djLogins
+	}
 	srv, err := web.NewServer(web.Config{
 		Production:      cfg.production(),
 		Hosts:           cfg.hosts,
@@ -179,6 +188,8 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		RequestTimeout:    cfg.RequestTimeout,
 		Now:               now,
 		CheckRoom:         checkRoom,
+		External:          external,
+		ExternalRecheck:   cfg.django.Recheck,
 	}, hub)
 	if err != nil {
 		return err

@@ -12,8 +12,12 @@ package djangoanchor
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
+	"regexp"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -225,4 +229,65 @@ func (a *Anchor) stop() {
 	if a.t.Failed() {
 		a.t.Logf("daphne log:\n%s", a.Log())
 	}
+}
+
+// LoginFiles add Django's own login view (django.contrib.auth.urls at
+// /accounts/) to a copy of the anchor, for tests that sign in to the real
+// site; pass them as Options.Files.
+var LoginFiles = map[string]string{
+	"djchat/urls.py": `from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("chat/", include("chat.urls")),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/", admin.site.urls),
+]
+`,
+	"chat/templates/registration/login.html": `<form method="post">{% csrf_token %}{{ form }}<button type="submit">Sign in</button></form>
+`,
+}
+
+// CreateUser makes a Django user with a password (manage.py shell).
+func (a *Anchor) CreateUser(username, password string) {
+	a.t.Helper()
+	a.Shell(fmt.Sprintf("from django.contrib.auth.models import User\nUser.objects.create_user(%q, password=%q)\n", username, password))
+}
+
+var csrfField = regexp.MustCompile(`name="csrfmiddlewaretoken" value="([^"]+)"`)
+
+// Login signs in to the Django site through its login form, as a browser
+// does, and returns the session cookie's value (LoginFiles must be in
+// place).
+func (a *Anchor) Login(username, password string) string {
+	a.t.Helper()
+	jar, _ := cookiejar.New(nil)
+	cl := &http.Client{Jar: jar, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := cl.Get(a.URL + "/accounts/login/")
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := csrfField.FindSubmatch(body)
+	if m == nil {
+		a.t.Fatalf("no CSRF token in the login form (%d): %s", resp.StatusCode, body)
+	}
+	form := url.Values{"username": {username}, "password": {password}, "csrfmiddlewaretoken": {string(m[1])}}
+	resp, err = cl.PostForm(a.URL+"/accounts/login/", form)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		a.t.Fatalf("login as %s: status %d, want 302", username, resp.StatusCode)
+	}
+	for _, c := range resp.Cookies() {
+		if c.Name == "sessionid" {
+			return c.Value
+		}
+	}
+	a.t.Fatalf("login as %s: no sessionid cookie", username)
+	return ""
 }
