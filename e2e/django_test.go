@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -159,5 +160,64 @@ func TestDjangoRefusesRoomNames(t *testing.T) {
 	}
 	if status, _ := wstest.DialStatus(t, wstest.WSURL(srv.URL, fmt.Sprintf("/ws/chat/%s/", long[:94]))); status != 101 {
 		t.Errorf("94 characters: %d", status)
+	}
+}
+
+// TestDjangoLoginsInChatd signs in to the real Django site and opens
+// chatd's rooms with its session cookie: the socket is that Django user
+// (guests are refused here), and a password change on the Django side
+// closes it.
+func TestDjangoLoginsInChatd(t *testing.T) {
+	dj := djangoanchor.Start(t, djangoanchor.Options{Files: djangoanchor.LoginFiles})
+	dj.CreateUser("alice", "alice-pw-1")
+	srv := testserver.Start(t, nil, "ALLOW_ANONYMOUS=false", "DJANGO_SECRET_KEY="+djangoanchor.SecretKey,
+		"DJANGO_DATABASE_URL=sqlite://"+dj.DatabasePath(), "DJANGO_SESSION_RECHECK=200ms")
+	url := wstest.WSURL(srv.URL, "/ws/chat/lobby/")
+	if status, _ := wstest.DialStatus(t, url); status != 401 {
+		t.Errorf("without a session: %d, want 401", status)
+	}
+	if status, _ := wstest.DialStatus(t, url, "Cookie", "sessionid=abcdefghijklmnopqrstuvwxyz012345"); status != 401 {
+		t.Errorf("with a made-up session: %d, want 401", status)
+	}
+	sid := dj.Login("alice", "alice-pw-1")
+	c := wstest.Dial(t, url, wstest.Options{Subprotocol: "chatd.v1", Header: map[string][]string{"Cookie": {"sessionid=" + sid}}})
+	hello, err := c.TryNext(patience)
+	if err != nil || hello.Str("type") != "hello" || hello.Str("user") != "alice" {
+		t.Fatalf("hello %v %v", hello, err)
+	}
+	c.Send(t, map[string]string{"message": "hi as alice"})
+	for {
+		f, err := c.TryNext(patience)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Str("message") == "hi as alice" {
+			if f.Str("user") != "alice" {
+				t.Errorf("frame user %q", f.Str("user"))
+			}
+			break
+		}
+	}
+	// The page knows her too.
+	req, _ := http.NewRequest("GET", srv.URL+"/chat/lobby/", nil)
+	req.Header.Set("Cookie", "sessionid="+sid)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("room page with the Django session: %d", resp.StatusCode)
+	}
+	// A password change on the Django side signs her out of chatd.
+	dj.Shell("from django.contrib.auth.models import User\nu = User.objects.get(username='alice')\nu.set_password('alice-pw-2')\nu.save()\n")
+	old := wstest.Timeout
+	wstest.Timeout = patience
+	defer func() { wstest.Timeout = old }()
+	if code, reason := c.WaitClose(t); code != 1008 || !strings.Contains(reason, "Django") {
+		t.Errorf("close %d %q, want 1008 signed out of the Django site", code, reason)
+	}
+	if status, _ := wstest.DialStatus(t, url, "Cookie", "sessionid="+sid); status != 401 {
+		t.Errorf("after the password change: %d, want 401", status)
 	}
 }
