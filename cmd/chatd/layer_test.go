@@ -35,7 +35,7 @@ func TestLayerConfigFromEnv(t *testing.T) {
 		{name: "memory keeps the address for a flag override", env: map[string]string{"REDIS_URL": "redis://a:1/0"}, kind: "memory", url: "redis://a:1/0"},
 		{name: "redis without address", env: map[string]string{"CHANNEL_LAYER": "redis"}, wantErr: "CHANNEL_LAYER=redis needs the Redis address"},
 		{name: "PORT_REDIS alone is no address", env: map[string]string{"CHANNEL_LAYER": "redis", "PORT_REDIS": "6379"}, wantErr: "needs the Redis address"},
-		{name: "unknown kind", env: map[string]string{"CHANNEL_LAYER": "rabbitmq"}, wantErr: `CHANNEL_LAYER must be memory or redis, not "rabbitmq"`},
+		{name: "unknown kind", env: map[string]string{"CHANNEL_LAYER": "rabbitmq"}, wantErr: `CHANNEL_LAYER must be memory, redis or channels_redis, not "rabbitmq"`},
 		{name: "bad PORT_REDIS", env: map[string]string{"CHANNEL_LAYER": "redis", "IP_REDIS": "r", "PORT_REDIS": "63x9"}, wantErr: `PORT_REDIS must be a port number (1-65535), not "63x9"`},
 		{name: "PORT_REDIS out of range", env: map[string]string{"CHANNEL_LAYER": "redis", "IP_REDIS": "r", "PORT_REDIS": "70000"}, wantErr: "PORT_REDIS must be a port number"},
 		{name: "REDIS_URL with another scheme", env: map[string]string{"CHANNEL_LAYER": "redis", "REDIS_URL": "http://r:6379"}, wantErr: "REDIS_URL: http://r:6379 is not a redis://"},
