@@ -101,9 +101,10 @@ func testOutage(t *testing.T, srv *redisServer, name string, stop, start func())
 		lg, _ := newLogCounter(t, log)
 		return redis.Options{
 			URL: srv.url(), Logger: lg,
-			// Short intervals keep the test quick; the behaviour is the
-			// same with the defaults, only slower.
-			Timeout: 500 * time.Millisecond, PingInterval: 200 * time.Millisecond, MaxBackoff: time.Second,
+			// Intervals shorter than the defaults keep the test quick, but
+			// not so short that a busy machine's scheduling delays look
+			// like a frozen Redis: the watchdog's window is 3 intervals.
+			Timeout: 2 * time.Second, PingInterval: time.Second, MaxBackoff: time.Second,
 		}
 	}
 	var logs []*logCounter
@@ -217,6 +218,14 @@ func testOutage(t *testing.T, srv *redisServer, name string, stop, start func())
 	mu.Lock()
 	resume := next // every message from here on was published after recovery
 	mu.Unlock()
+	// A connection lost again after this point (the layers log it) may
+	// lose messages, as at-most-once allows; the checks below expect none
+	// lost after recovery unless a layer reported such a second loss.
+	lostBefore := make([]int, len(logs))
+	for i, lc := range logs {
+		lostBefore[i] = lc.count("redis layer lost its connection")
+	}
+	lostAgain := func(i int) bool { return logs[i].count("redis layer lost its connection") > lostBefore[i] }
 	eventually(t, "delivery to resume", func() bool {
 		return rec1.last(g1) >= resume+50 && rec1.last(g2) >= resume+50 && rec2.last(g1) >= resume+50
 	})
@@ -238,9 +247,10 @@ func testOutage(t *testing.T, srv *redisServer, name string, stop, start func())
 	mu.Lock()
 	defer mu.Unlock()
 	for _, c := range []struct {
-		who string
-		got []int
-	}{{"sub1 " + g1, rec1.get(g1)}, {"sub1 " + g2, rec1.get(g2)}, {"sub2 " + g1, rec2.get(g1)}} {
+		who   string
+		got   []int
+		layer int // index in logs of the subscriber
+	}{{"sub1 " + g1, rec1.get(g1), 0}, {"sub1 " + g2, rec1.get(g2), 0}, {"sub2 " + g1, rec2.get(g1), 1}} {
 		seen := make(map[int]bool, len(c.got))
 		prev := -1
 		for _, n := range c.got {
@@ -252,10 +262,10 @@ func testOutage(t *testing.T, srv *redisServer, name string, stop, start func())
 		}
 		lost := 0
 		for i := resume; i < next; i++ {
-			if !ok[i] {
+			if !ok[i] && !lostAgain(2) {
 				t.Errorf("message %d, published after every layer reported recovery, failed", i)
 			}
-			if ok[i] && !seen[i] {
+			if ok[i] && !seen[i] && !lostAgain(c.layer) && !lostAgain(2) {
 				t.Errorf("%s: message %d, published after recovery, never arrived", c.who, i)
 			}
 		}

@@ -32,6 +32,9 @@ type authSession struct {
 	ID      int64
 	Token   string
 	Expires time.Time
+	// External is the cookie of an external (Django) session when the
+	// user signed in there instead; ID and Token are then empty.
+	External string
 }
 
 func sessionFromContext(ctx context.Context) *authSession {
@@ -48,7 +51,9 @@ func (s *Server) withSession(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := r.Cookie(SessionCookie)
 		if err != nil || c.Value == "" {
-			next(w, r)
+			if r, ok := s.authenticateExternal(w, r); ok {
+				next(w, r)
+			}
 			return
 		}
 		u, sess, err := s.store.SessionUser(r.Context(), c.Value)
@@ -59,6 +64,10 @@ func (s *Server) withSession(next http.HandlerFunc) http.Handler {
 			r = r.WithContext(ctx)
 		case chat.ENOTFOUND:
 			s.clearSessionCookie(w)
+			var ok bool
+			if r, ok = s.authenticateExternal(w, r); !ok {
+				return
+			}
 		default:
 			s.log.Error("web: session lookup", "path", r.URL.Path, "err", err)
 			s.unavailable(w, r)
@@ -275,6 +284,9 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u *chat.Us
 
 // endSession deletes a session and closes its sockets on every process.
 func (s *Server) endSession(ctx context.Context, sess *authSession) {
+	if sess.External != "" {
+		return // the external site's to end
+	}
 	if err := s.store.DeleteSession(ctx, sess.Token); err != nil {
 		s.log.Error("web: delete session", "session", sess.ID, "err", err)
 	}
@@ -293,6 +305,11 @@ func (s *Server) handleLogoutForm(w http.ResponseWriter, r *http.Request) {
 // handleLogout ends the session, closes its sockets everywhere (1008
 // "logged out"; the user's other sessions keep theirs) and clears the cookie.
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	if sess := sessionFromContext(r.Context()); sess != nil && sess.External != "" {
+		s.errorPage(w, r, http.StatusConflict, "Signed in through the Django site",
+			"You are signed in with your account on the Django site; sign out there, and chatd signs you out too.")
+		return
+	}
 	if sess := sessionFromContext(r.Context()); sess != nil {
 		s.endSession(r.Context(), sess)
 		s.log.Info("web: logout", "user", chat.UserFromContext(r.Context()).Username, "session", sess.ID)

@@ -25,6 +25,9 @@ func (s *Server) Run(ctx context.Context) {
 		})
 	}()
 	defer func() { <-revoked }()
+	extDone := make(chan struct{})
+	go func() { defer close(extDone); s.runExternalRecheck(ctx) }()
+	defer func() { <-extDone }()
 	s.sweepSessions(ctx)
 	for {
 		select {

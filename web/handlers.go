@@ -20,12 +20,13 @@ func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
 	data := map[string]any{"MaxLen": chat.MaxRoomNameLen}
 	if r.URL.Query().Has("room") {
 		name := strings.TrimSpace(r.URL.Query().Get("room"))
-		if chat.ValidRoomName(name) {
+		rule := s.roomRule(name)
+		if rule == "" {
 			http.Redirect(w, r, roomPath(name), http.StatusFound)
 			return
 		}
 		data["Room"] = name
-		data["Error"] = roomNameRule
+		data["Error"] = rule
 		s.render(w, r, http.StatusBadRequest, "index.html", data)
 		return
 	}
@@ -33,6 +34,20 @@ func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
 }
 
 const roomNameRule = "A room name is 1 to 100 characters: letters, digits, '_', '-' or '.' (not only dots)."
+
+// roomRule returns why name cannot be a public room here ("" if it can):
+// chatd's rule, then the channel layer's (Config.CheckRoom).
+func (s *Server) roomRule(name string) string {
+	if !chat.ValidRoomName(name) {
+		return roomNameRule
+	}
+	if s.cfg.CheckRoom != nil {
+		if err := s.cfg.CheckRoom(name); err != nil {
+			return capitalize(err.Error())
+		}
+	}
+	return ""
+}
 
 func roomPath(name string) string {
 	return "/chat/" + pathEscape(name) + "/"
@@ -42,8 +57,8 @@ func roomPath(name string) string {
 // visitors are sent to the login page first.
 func (s *Server) handleRoom(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("room")
-	if !chat.ValidRoomName(name) {
-		s.errorPage(w, r, http.StatusNotFound, "No such room", roomNameRule)
+	if rule := s.roomRule(name); rule != "" {
+		s.errorPage(w, r, http.StatusNotFound, "No such room", rule)
 		return
 	}
 	if s.cfg.RequireLogin && s.requireUser(w, r) == nil {
@@ -65,8 +80,8 @@ func (s *Server) handlePublicSocket(w http.ResponseWriter, r *http.Request) {
 	if !s.checkUpgrade(w, r) {
 		return
 	}
-	if !chat.ValidRoomName(name) {
-		s.reject(w, r, http.StatusNotFound, "invalid room name: "+roomNameRule)
+	if rule := s.roomRule(name); rule != "" {
+		s.reject(w, r, http.StatusNotFound, "invalid room name: "+rule)
 		return
 	}
 	opts, ok := s.socketOptions(w, r, chat.PublicRoom(name))

@@ -26,6 +26,14 @@ func (s *Server) socketUser(r *http.Request, opts *ws.JoinOptions, courseID int6
 		return false
 	}
 	opts.User = u
+	if sess.External != "" {
+		id := externalID(sess.External)
+		opts.Session = externalPrefix + id
+		opts.Expires = sess.Expires
+		opts.Recheck = s.recheckExternal(sess.External, u.ID, courseID)
+		s.ext.add(id, sess.External, u.ID)
+		return true
+	}
 	opts.Session = strconv.FormatInt(sess.ID, 10)
 	opts.Expires = sess.Expires
 	opts.Recheck = s.recheck(sess.Token, u.ID, courseID)

@@ -75,6 +75,15 @@ type Config struct {
 	// APIRateLimit turns the limit off. Counted per process, on Now.
 	APIRateLimit float64
 	APIRateBurst int
+	// External, if not nil, is a second source of signed-in users (a
+	// Django site's sessions); ExternalRecheck is how often their open
+	// sockets are checked again, default 30 s.
+	External        ExternalAuth
+	ExternalRecheck time.Duration
+	// CheckRoom, if not nil, refuses public room names that the channel
+	// layer cannot carry, with a reason for the user: the channels_redis
+	// layer allows only names that are valid Django group names.
+	CheckRoom func(name string) error
 	// TrustProxy takes the client's IP, for the throttles and the
 	// per-address connection and message limits, from the last
 	// X-Forwarded-For entry (set by a reverse proxy such as Caddy) instead
@@ -137,6 +146,9 @@ func (c *Config) setDefaults() {
 	if c.APIRateBurst <= 0 {
 		c.APIRateBurst = 100
 	}
+	if c.ExternalRecheck <= 0 {
+		c.ExternalRecheck = 30 * time.Second
+	}
 }
 
 // Server serves chatd's HTTP routes.
@@ -155,6 +167,7 @@ type Server struct {
 	// the key's id.
 	apiBudget *budget.Limiter
 	pages     map[string]*template.Template
+	ext       externalSessions // external sessions with sockets here
 	mux       *http.ServeMux
 
 	guestName func(token []byte, attempt int) string // guestName; tests replace it

@@ -623,3 +623,16 @@ func (h *Hub) Revoke(rv chat.Revocation) int {
 	}
 	return n
 }
+
+// OpenSessions returns the distinct JoinOptions.Session values of this
+// process's open connections (signed-in ones only), so a caller that
+// authenticates sessions elsewhere (a Django site's) can re-check them.
+func (h *Hub) OpenSessions() map[string]bool {
+	out := make(map[string]bool)
+	for _, c := range h.snapshot() {
+		if c.session != "" && !c.isClosing() {
+			out[c.session] = true
+		}
+	}
+	return out
+}

@@ -50,7 +50,9 @@ type config struct {
 	HistoryMaxAge     time.Duration
 	HistoryMaxPerRoom int
 	HistoryPrune      time.Duration
-	limitsConfig      // connection caps, budgets, timeouts, throttles (limits.go)
+	limitsConfig                          // connection caps, budgets, timeouts, throttles (limits.go)
+	djangoConfig                          // beside a Django site: its channel layer (django.go)
+	django            djangoSessionConfig // beside a Django site: its logins (django.go)
 
 	hosts *web.Hosts // parsed AllowedHosts, defaulted for development
 }
@@ -138,7 +140,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	e.String(&c.LogFormat, "log-format", "LOG_FORMAT", "text", "text or json")
 	e.storeFlags(&c.DatabaseURL, &c.DataDir)
 	e.Duration(&c.SessionTTL, "session-ttl", "SESSION_TTL", 14*24*time.Hour, "how long a login lasts before the user must sign in again")
-	e.Bool(&c.AllowSignup, "allow-signup", "ALLOW_SIGNUP", true, "let visitors create accounts at /accounts/signup/")
+	e.Bool(&c.AllowSignup, "allow-signup", "ALLOW_SIGNUP", e.env("DJANGO_SECRET_KEY", "") == "", "let visitors create accounts at /accounts/signup/ (default false when DJANGO_SECRET_KEY is set: the Django site owns the accounts)")
 	e.Bool(&c.AllowAnonymous, "allow-anonymous", "ALLOW_ANONYMOUS", true, "let visitors who are not signed in chat in public rooms as guests")
 	e.Duration(&c.AccessRecheck, "access-recheck", "ACCESS_RECHECK_INTERVAL", time.Second, "how often every process polls the store for access taken away (logout, unenroll, deactivated or deleted account, deleted course, from any process or admin command) and closes those sockets")
 	e.String(&c.History, "history", "HISTORY", "on", "on: store every message (seq, acks, history, resume); off: keep nothing, as the Channels tutorials do")
@@ -153,6 +155,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	e.Int(&c.APIRateBurst, "api-rate-burst", "API_RATE_BURST", 100, "messages one API key may post at once before API_RATE_LIMIT applies; also the most rooms one batch may name (at most 100)")
 	e.bindLimits(&c.limitsConfig)
 	e.Bool(&c.HealthDetails, "health-details", "HEALTH_DETAILS", false, "show connection counts, version and the channel layer's error on /healthz and /readyz to every client; otherwise only to requests from the loopback interface that carry no proxy header (status codes are the same either way)")
+	e.bindDjango(&c.djangoConfig)
+	e.bindDjangoSessions(&c.django)
 	e.layerFlags(&c.Layer, prefixFromDatabase)
 	fs.Usage = func() { usage(fs, stderr) }
 	if err := e.parse(args, 0); err != nil {
@@ -213,7 +217,7 @@ func (e *envFlags) storeFlags(databaseURL, dataDir *string) {
 // or the environment; a flag wins over the environment, including over a
 // bad environment value it replaces.
 type layerSettings struct {
-	Kind     string // memory or redis
+	Kind     string // memory, redis or channels_redis
 	RedisURL string
 	// Prefix is CHANNEL_PREFIX: prepended to every group to form its Redis
 	// channel. Empty means the default, derived from the database
@@ -232,7 +236,7 @@ const prefixFromDatabase = "chatd:<first 12 characters of the database's deploym
 func (e *envFlags) layerFlags(l *layerSettings, prefixDefault string) {
 	kind, redisURL, urlErr := layerEnv(e.getenv)
 	l.urlErr = urlErr
-	e.fs.StringVar(&l.Kind, "channel-layer", kind, "memory (one process) or redis (many processes) (CHANNEL_LAYER)")
+	e.fs.StringVar(&l.Kind, "channel-layer", kind, "memory (one process), redis (many processes) or channels_redis (many processes, sharing public rooms with a Django Channels site; docs/django.md) (CHANNEL_LAYER)")
 	e.fs.StringVar(&l.RedisURL, "redis-url", redisURL, "Redis address for the redis layer, redis://host:port/db (REDIS_URL, or IP_REDIS and PORT_REDIS)")
 	e.String(&l.Prefix, "channel-prefix", "CHANNEL_PREFIX", "", "prefix of the redis layer's channels, so that deployments sharing one Redis never see each other's rooms; default "+prefixDefault)
 }
@@ -246,12 +250,12 @@ func (l *layerSettings) validate(fs *flag.FlagSet) error {
 	}
 	switch l.Kind {
 	case layerMemory:
-	case layerRedis:
+	case layerRedis, layerChannelsRedis:
 		if l.RedisURL == "" {
-			return errors.New("the redis channel layer needs the Redis address: set REDIS_URL (e.g. redis://127.0.0.1:6379/0), IP_REDIS (and PORT_REDIS, default 6379) or -redis-url")
+			return fmt.Errorf("the %s channel layer needs the Redis address: set REDIS_URL (e.g. redis://127.0.0.1:6379/0), IP_REDIS (and PORT_REDIS, default 6379) or -redis-url", l.Kind)
 		}
 	default:
-		return fmt.Errorf("CHANNEL_LAYER (-channel-layer) must be memory or redis, not %q", l.Kind)
+		return fmt.Errorf("CHANNEL_LAYER (-channel-layer) must be memory, redis or channels_redis, not %q", l.Kind)
 	}
 	if l.RedisURL != "" {
 		if err := checkRedisURL(l.RedisURL); err != nil {
@@ -322,6 +326,17 @@ func (c *config) validate() error {
 	}
 	if err := c.limitsConfig.validate(); err != nil {
 		return err
+	}
+	if err := c.django.validate(); err != nil {
+		return err
+	}
+	if c.Layer.Kind == layerChannelsRedis {
+		if err := c.djangoConfig.validate(c.Layer.Kind, &c.Layer.RedisURL); err != nil {
+			return err
+		}
+		if err := checkRedisURL(c.Layer.RedisURL); err != nil {
+			return fmt.Errorf("redis URL: %w", err)
+		}
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(c.LogLevel)); err != nil {

@@ -63,6 +63,11 @@ func layerEnv(getenv func(string) string) (kind, redisURL string, urlErr error) 
 		}
 		redisURL = "redis://" + net.JoinHostPort(env("IP_REDIS"), port) + "/0"
 	}
+	if kind == layerChannelsRedis && redisURL == "" {
+		// chatd's own traffic goes to the Django layer's first host.
+		h, _, _ := strings.Cut(env("CHANNELS_REDIS_HOSTS"), ",")
+		redisURL = strings.TrimSpace(h)
+	}
 	return kind, redisURL, nil
 }
 
@@ -96,7 +101,9 @@ func openLayer(ctx context.Context, kind, redisURL, prefix string, recv chat.Rec
 	switch kind {
 	case layerMemory:
 		return memory.New(recv), nil
-	case layerRedis:
+	case layerRedis, layerChannelsRedis:
+		// channels_redis: chatd's processes talk through chatd's own layer;
+		// serve wraps it in the Django bridge (openChannelsRedis).
 		if redisURL == "" {
 			return nil, errors.New("the redis channel layer needs REDIS_URL (or IP_REDIS and PORT_REDIS)")
 		}
@@ -129,6 +136,11 @@ func (d driverLogger) Printf(ctx context.Context, format string, v ...any) {
 // random, so the check never meets a deployment's traffic.
 func runLayerCheck(ctx context.Context, kind, redisURL, prefix string, stdout io.Writer) error {
 	where := kind + " layer"
+	if kind == layerChannelsRedis {
+		// The check covers chatd's own traffic, which channels_redis mode
+		// carries on chatd's Redis layer.
+		kind = layerRedis
+	}
 	if kind == layerRedis {
 		where = "redis layer at " + redactURL(redisURL)
 		if prefix == "" {

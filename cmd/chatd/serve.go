@@ -113,7 +113,7 @@ func layerCheckCommand(ctx context.Context, args []string, getenv func(string) s
 // since a course room's sockets are re-checked before every message and
 // every ACCESS_RECHECK_INTERVAL (web.Server.Run).
 func closeUnenrolled(ctx context.Context, st chat.Store, l layerSettings, databaseURL, dataDir string, courseID, userID int64) error {
-	if l.Kind != layerRedis {
+	if l.Kind != layerRedis && l.Kind != layerChannelsRedis {
 		return nil
 	}
 	u, err := st.UserByID(ctx, userID)
@@ -176,26 +176,52 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	node, err := core.New(core.Config{Store: st, HistoryOff: cfg.History == "off", Publisher: hub, Logger: log})
+	var publisher core.Publisher = hub
+	var djpub *djangoPublisher
+	if cfg.Layer.Kind == layerChannelsRedis {
+		djpub = newDjangoPublisher(hub, log)
+		publisher = djpub
+	}
+	node, err := core.New(core.Config{Store: st, HistoryOff: cfg.History == "off", Publisher: publisher, Logger: log})
 	if err != nil {
 		return err
 	}
 	hub.UseNode(node)
 	var prefix, prefixSource string
-	if cfg.Layer.Kind == layerRedis {
+	if cfg.Layer.Kind == layerRedis || cfg.Layer.Kind == layerChannelsRedis {
 		if prefix, prefixSource, err = channelPrefix(ctx, cfg.Layer.Prefix, st, cfg.DatabaseURL, cfg.DataDir); err != nil {
 			return err
 		}
 	}
-	layer, err := openLayer(ctx, cfg.Layer.Kind, cfg.Layer.RedisURL, prefix, hub.Receive, log)
-	if err != nil {
+	var layer chat.Layer
+	var checkRoom func(string) error
+	if djpub != nil {
+		crl, err := openChannelsRedis(ctx, cfg, prefix, st, node, hub.Receive, log)
+		if err != nil {
+			return err
+		}
+		djpub.layer.Store(crl)
+		layer, checkRoom = crl, crl.CheckRoom
+	} else if layer, err = openLayer(ctx, cfg.Layer.Kind, cfg.Layer.RedisURL, prefix, hub.Receive, log); err != nil {
 		return err
 	}
 	defer layer.Close()
+	if djpub != nil {
+		defer djpub.close() // sends what is queued, before the layer closes
+	}
 	if err := hub.Start(ctx, layer); err != nil {
 		return err
 	}
 	recheck := cfg.AccessRecheck
+	djLogins, djVerifier, err := openDjangoLogins(ctx, &cfg.django, st, log)
+	if err != nil {
+		return err
+	}
+	var external web.ExternalAuth
+	if djLogins != nil {
+		defer djVerifier.Close()
+		external = djLogins
+	}
 	srv, err := web.NewServer(web.Config{
 		Production:      cfg.production(),
 		Hosts:           cfg.hosts,
@@ -220,6 +246,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		HealthDetails:     cfg.HealthDetails,
 		APIRateLimit:      cfg.apiRateLimit(),
 		APIRateBurst:      cfg.APIRateBurst,
+		CheckRoom:         checkRoom,
+		External:          external,
+		ExternalRecheck:   cfg.django.Recheck,
 	}, hub)
 	if err != nil {
 		return err

@@ -1,0 +1,350 @@
+// Package channelsredis lets chatd share rooms with a Django Channels site
+// through channels_redis, the Redis channel layer Django projects use: a
+// Django view or consumer's group_send("chat_lobby", {"type":
+// "chat_message", "message": "hi"}) reaches chatd's room lobby, and a
+// message sent in chatd's room lobby reaches the Django consumers of group
+// chat_lobby. It speaks both channels_redis layers on the wire:
+//
+//   - core (channels_redis.core.RedisChannelLayer, the tutorials' layer):
+//     groups are sorted sets "<prefix>:group:<group>" of channel names; a
+//     group_send puts one message per process inbox (a sorted set keyed by
+//     "<prefix><channel name up to '!'>"), atomically capped at the
+//     inbox's capacity, and readers pop the lowest score with BZPOPMIN;
+//   - pubsub (channels_redis.pubsub.RedisPubSubChannelLayer): a group is a
+//     Redis pub/sub channel "<prefix>__group__<group>".
+//
+// Messages are msgpack (or JSON) maps, optionally Fernet-encrypted
+// (symmetric_encryption_keys), in the core layer behind 12 random bytes.
+//
+// chatd-to-chatd traffic does not go through channels_redis: chatd's own
+// envelopes are binary and pre-framed, and a Django consumer must never see
+// them (an event type it has no handler for closes its socket). Layer
+// therefore wraps chatd's own layer (package redis), which carries every
+// group between chatd processes as before, and adds a bridge for public
+// rooms only:
+//
+//   - out: cmd/chatd calls SendChat once for each message stored in a
+//     public room (on the process that stored it), which group_sends it to
+//     the room's Django group as {"type": "chat_message", "message": ...,
+//     "user", "datetime", "room", "seq", "chatd_origin"}; chatd's own
+//     members of the group are left out of the send (core) or recognise
+//     their deployment's chatd_origin and drop it (pubsub), so no chatd
+//     socket gets a message twice;
+//   - in: while a process has local members in a public room it is a
+//     member of the room's Django group (core: a channel name of its own in
+//     the group's sorted set; pubsub: a subscription). Each Django event is
+//     handed to Options.Inbound on exactly one chatd process – the holder
+//     of the room's short lease in Redis – which submits it to the room
+//     like any other message (stored, sequenced, then fanned out to every
+//     chatd process through chatd's own layer). Events of another type
+//     than chat_message / chat.message are counted and ignored.
+//
+// Where channels_redis is weaker than chatd's own layer, the bridge
+// compensates: memberships are added again every GroupRefresh (a group
+// forgets members 24 h after they joined) and after a Redis error; sends
+// that a full inbox refused are counted and logged (channels_redis drops
+// them silently); the Redis server's clock is compared with this process's
+// at start, since both layers date and expire messages by the sender's
+// clock.
+package channelsredis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	chat "github.com/chatd/chat"
+)
+
+// Layer kinds, as CHANNELS_REDIS_LAYER names them.
+const (
+	KindCore   = "core"
+	KindPubSub = "pubsub"
+)
+
+// Defaults of Options, which are channels_redis's.
+const (
+	DefaultPrefix       = "asgi"
+	DefaultCapacity     = 100
+	DefaultExpiry       = 60 * time.Second
+	DefaultGroupExpiry  = 86400 * time.Second
+	DefaultRandomPrefix = 12
+	DefaultEventType    = "chat_message"
+	// DefaultGroupRefresh is how often memberships are added again.
+	DefaultGroupRefresh = time.Hour
+	// OriginKey is the extra key that marks events chatd sent.
+	OriginKey = "chatd_origin"
+)
+
+// Options configure the bridge; they mirror a Django project's
+// CHANNEL_LAYERS["default"]["CONFIG"].
+type Options struct {
+	Kind          string   // KindCore (default) or KindPubSub
+	Hosts         []string // redis:// URLs, in the order of the Django setting (sharding); required
+	Prefix        string   // default "asgi"
+	Capacity      int      // messages an inbox holds (core); default 100
+	Expiry        time.Duration
+	GroupExpiry   time.Duration
+	SymmetricKeys []string // symmetric_encryption_keys; the first encrypts
+	Serializer    string   // SerializerMsgpack (default) or SerializerJSON
+	RandomPrefix  int      // random_prefix_length (core); default 12, -1 for none
+	Groups        GroupPattern
+	EventType     string // type of the events chatd sends; default "chat_message"
+
+	// Deployment names this chatd deployment (the store's DeploymentID):
+	// processes that share it recognise each other's messages and leases.
+	Deployment string
+	// Inbound receives each Django event of a public room on exactly one
+	// process of the deployment. It runs on the bridge's reader goroutine,
+	// one event at a time, in arrival order; it may block briefly (chatd's
+	// commit queue) but should return.
+	Inbound func(ctx context.Context, room string, ev Event)
+
+	GroupRefresh time.Duration // default DefaultGroupRefresh
+	Timeout      time.Duration // bounds each Redis command; default 3 s
+	Logger       *slog.Logger
+	Now          func() time.Time // default time.Now
+}
+
+func (o *Options) setDefaults() error {
+	if o.Kind == "" {
+		o.Kind = KindCore
+	}
+	if o.Kind != KindCore && o.Kind != KindPubSub {
+		return fmt.Errorf("channelsredis: layer must be core or pubsub, not %q", o.Kind)
+	}
+	if len(o.Hosts) == 0 {
+		return errors.New("channelsredis: no hosts")
+	}
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if o.Capacity <= 0 {
+		o.Capacity = DefaultCapacity
+	}
+	if o.Expiry <= 0 {
+		o.Expiry = DefaultExpiry
+	}
+	if o.GroupExpiry <= 0 {
+		o.GroupExpiry = DefaultGroupExpiry
+	}
+	switch o.Serializer {
+	case "":
+		o.Serializer = SerializerMsgpack
+	case SerializerMsgpack, SerializerJSON:
+	default:
+		return fmt.Errorf("channelsredis: serializer must be msgpack or json, not %q", o.Serializer)
+	}
+	if o.RandomPrefix == 0 {
+		o.RandomPrefix = DefaultRandomPrefix
+	} else if o.RandomPrefix < 0 {
+		o.RandomPrefix = 0
+	}
+	if o.Groups == (GroupPattern{}) {
+		o.Groups, _ = ParseGroupPattern(DefaultGroupPattern)
+	}
+	if o.EventType == "" {
+		o.EventType = DefaultEventType
+	}
+	if o.Deployment == "" {
+		return errors.New("channelsredis: no deployment id")
+	}
+	if o.GroupRefresh <= 0 {
+		o.GroupRefresh = DefaultGroupRefresh
+	}
+	if o.GroupRefresh > o.GroupExpiry/4 {
+		o.GroupRefresh = o.GroupExpiry / 4
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 3 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return nil
+}
+
+// Layer is chatd's own channel layer with a channels_redis bridge for the
+// public rooms. It implements chat.Layer (everything is delegated to the
+// wrapped layer; Subscribe and Unsubscribe of a public room's group also
+// join and leave its Django group) and chat.RestoreNotifier when the
+// wrapped layer does.
+type Layer struct {
+	inner chat.Layer
+	b     *bridge
+}
+
+var (
+	_ chat.Layer           = (*Layer)(nil)
+	_ chat.RestoreNotifier = (*Layer)(nil)
+)
+
+// New connects the bridge and returns a Layer around inner, which it owns
+// (Close closes it). Like chatd's own layer it does not fail when Redis is
+// unreachable: Err reports it and the bridge keeps trying.
+func New(ctx context.Context, opt Options, inner chat.Layer) (*Layer, error) {
+	if err := opt.setDefaults(); err != nil {
+		return nil, err
+	}
+	b, err := newBridge(ctx, opt)
+	if err != nil {
+		return nil, err
+	}
+	return &Layer{inner: inner, b: b}, nil
+}
+
+// roomOf returns the public room a chatd group is, if it is one.
+func roomOf(group string) (string, bool) {
+	r, ok := chat.ParseRoomKey(group)
+	if !ok || r.Kind != chat.RoomPublic {
+		return "", false
+	}
+	return r.Name, true
+}
+
+// Publish implements chat.Layer: chatd's envelopes go to chatd processes
+// only (see SendChat for the Django side).
+func (l *Layer) Publish(ctx context.Context, group string, msg []byte) error {
+	return l.inner.Publish(ctx, group, msg)
+}
+
+// Subscribe implements chat.Layer. For a public room it also joins the
+// room's Django group, so Django's group_send reaches chatd; a failure to
+// join is logged and retried by the bridge, not returned (the room works
+// between chatd processes meanwhile).
+func (l *Layer) Subscribe(ctx context.Context, group string) error {
+	if err := l.inner.Subscribe(ctx, group); err != nil {
+		return err
+	}
+	if room, ok := roomOf(group); ok {
+		if g, ok := l.b.opt.Groups.Group(room); ok {
+			l.b.join(ctx, g, room)
+		}
+	}
+	return nil
+}
+
+// Unsubscribe implements chat.Layer.
+func (l *Layer) Unsubscribe(ctx context.Context, group string) error {
+	err := l.inner.Unsubscribe(ctx, group)
+	if room, ok := roomOf(group); ok {
+		if g, ok := l.b.opt.Groups.Group(room); ok {
+			l.b.leave(ctx, g)
+		}
+	}
+	return err
+}
+
+// Err implements chat.Layer: the wrapped layer's error, else the bridge's.
+func (l *Layer) Err() error {
+	if err := l.inner.Err(); err != nil {
+		return err
+	}
+	return l.b.Err()
+}
+
+// Close implements chat.Layer: it leaves every Django group and closes
+// both layers.
+func (l *Layer) Close() error {
+	l.b.close()
+	return l.inner.Close()
+}
+
+// OnRestore implements chat.RestoreNotifier for the wrapped layer.
+func (l *Layer) OnRestore(f func()) {
+	if rn, ok := l.inner.(chat.RestoreNotifier); ok {
+		rn.OnRestore(f)
+	}
+}
+
+// CheckRoom returns an error saying why room cannot be a public room on
+// this layer (its Django group name would be invalid), or nil.
+func (l *Layer) CheckRoom(room string) error { return l.b.opt.Groups.CheckRoom(room) }
+
+// SendChat group_sends a message of public room to the room's Django
+// group: fields are the chat_message frame's keys and values after "type"
+// (message, user, datetime, room, seq, id); the event's type is
+// Options.EventType and it carries OriginKey. It reports how many inboxes
+// were full (core; the message did not reach their consumers).
+func (l *Layer) SendChat(ctx context.Context, room string, fields []Field) (full int, err error) {
+	g, ok := l.b.opt.Groups.Group(room)
+	if !ok {
+		return 0, nil // refused before it could be created; nothing to do
+	}
+	ev := make([]Field, 0, len(fields)+2)
+	ev = append(ev, Field{"type", l.b.opt.EventType})
+	for _, f := range fields {
+		if f.Key != "type" && f.Key != channelKey && f.Key != OriginKey {
+			ev = append(ev, f)
+		}
+	}
+	ev = append(ev, Field{OriginKey, l.b.opt.Deployment})
+	return l.b.groupSend(ctx, g, ev)
+}
+
+// Stats are the bridge's counters.
+type Stats struct {
+	Sent        uint64 `json:"sent"`        // group_sends to Django groups
+	Full        uint64 `json:"full"`        // inboxes that refused a send (capacity)
+	Received    uint64 `json:"received"`    // Django events handed to Inbound
+	Ignored     uint64 `json:"ignored"`     // events of another type, or without a message
+	Undecodable uint64 `json:"undecodable"` // messages that could not be read (serializer, keys)
+	Skipped     uint64 `json:"skipped"`     // events another chatd process took (lease)
+}
+
+// Stats returns the bridge's counters.
+func (l *Layer) Stats() Stats { return l.b.stats() }
+
+// ChannelName returns this process's channel name in group g (core), for
+// tests and diagnostics.
+func (l *Layer) ChannelName(group string) string { return l.b.channelName(group) }
+
+// mu-guarded set of the Django groups this process holds.
+type groupSet struct {
+	mu     sync.Mutex
+	groups map[string]string // Django group -> room
+}
+
+func (s *groupSet) add(g, room string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, had := s.groups[g]
+	s.groups[g] = room
+	return !had
+}
+
+func (s *groupSet) remove(g string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, had := s.groups[g]
+	delete(s.groups, g)
+	return had
+}
+
+func (s *groupSet) room(g string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.groups[g]
+	return r, ok
+}
+
+func (s *groupSet) list() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.groups))
+	for g := range s.groups {
+		out = append(out, g)
+	}
+	return out
+}
+
+// isChatType reports whether an event type is a chat message: Channels
+// dispatches "chat.message" and "chat_message" to the same handler.
+func isChatType(t string) bool { return strings.ReplaceAll(t, ".", "_") == "chat_message" }
