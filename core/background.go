@@ -16,8 +16,10 @@ type Retention struct {
 
 // RunRetention enforces r every interval until ctx ends. A room's sequence
 // is never reset by it: a client resuming from a removed seq is told where
-// history now starts (see ws).
-func (n *Node) RunRetention(ctx context.Context, r Retention, interval time.Duration) {
+// history now starts (see ws). before, if not nil, is called with each
+// prune's cutoff just before it, so in-memory copies of history (the hub's
+// windows) can drop what the store is about to delete.
+func (n *Node) RunRetention(ctx context.Context, r Retention, interval time.Duration, before func(olderThan time.Time, maxPerRoom int)) {
 	if n.store == nil || (r.MaxAge <= 0 && r.MaxPerRoom <= 0) {
 		return
 	}
@@ -27,6 +29,9 @@ func (n *Node) RunRetention(ctx context.Context, r Retention, interval time.Dura
 		var cutoff time.Time
 		if r.MaxAge > 0 {
 			cutoff = n.cfg.Now().Add(-r.MaxAge)
+		}
+		if before != nil {
+			before(cutoff, r.MaxPerRoom)
 		}
 		pctx, cancel := context.WithTimeout(ctx, time.Minute)
 		k, err := n.store.PruneMessages(pctx, cutoff, r.MaxPerRoom)

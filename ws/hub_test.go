@@ -200,7 +200,7 @@ func TestBroadcastAllocatesNothingPerRecipient(t *testing.T) {
 // as loadRoom does for a room with no history.
 func startSequencer(r *room) {
 	r.mu.Lock()
-	r.ready, r.next, r.win = true, 1, window{frames: make([][]byte, 256)}
+	r.ready, r.next, r.win = true, 1, newWindow(256)
 	r.mu.Unlock()
 }
 

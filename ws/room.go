@@ -67,17 +67,22 @@ type room struct {
 // consecutive, ending at next-1.
 type window struct {
 	frames [][]byte
-	start  int   // index of the oldest frame
-	n      int   // frames held
-	first  int64 // seq of the oldest frame (when n > 0)
+	times  []int64 // when each frame was delivered here (unix nanos), for retention
+	start  int     // index of the oldest frame
+	n      int     // frames held
+	first  int64   // seq of the oldest frame (when n > 0)
 }
 
-func (w *window) push(seq int64, f []byte) {
+func newWindow(size int) window {
+	return window{frames: make([][]byte, size), times: make([]int64, size)}
+}
+
+func (w *window) push(seq int64, f []byte, now int64) {
 	if len(w.frames) == 0 {
 		return
 	}
 	if w.n == len(w.frames) {
-		w.frames[w.start] = f
+		w.frames[w.start], w.times[w.start] = f, now
 		w.start = (w.start + 1) % len(w.frames)
 		w.first++
 		return
@@ -85,8 +90,32 @@ func (w *window) push(seq int64, f []byte) {
 	if w.n == 0 {
 		w.first = seq
 	}
-	w.frames[(w.start+w.n)%len(w.frames)] = f
+	i := (w.start + w.n) % len(w.frames)
+	w.frames[i], w.times[i] = f, now
 	w.n++
+}
+
+// dropOldest removes the oldest frame.
+func (w *window) dropOldest() {
+	w.frames[w.start] = nil
+	w.start = (w.start + 1) % len(w.frames)
+	w.first++
+	w.n--
+}
+
+// trim removes the frames that retention deletes from the store: seqs up to
+// last-maxPerRoom (if maxPerRoom > 0) and frames delivered before cutoff
+// (unix nanos, if not 0), so the window never serves what the store no
+// longer has.
+func (w *window) trim(last int64, maxPerRoom int, cutoff int64) {
+	for w.n > 0 {
+		byCount := maxPerRoom > 0 && w.first <= last-int64(maxPerRoom)
+		byAge := cutoff != 0 && w.times[w.start] < cutoff
+		if !byCount && !byAge {
+			return
+		}
+		w.dropOldest()
+	}
 }
 
 // covers reports whether every frame from seq from on (up to the newest)
@@ -152,7 +181,7 @@ func (r *room) hold(seq int64, frame []byte) {
 // records it in the window. r.mu is held.
 func (h *Hub) deliverLocked(r *room, seq int64, frame []byte, proc, origin uint64, flags byte) {
 	h.fanOut(r, seq, frame, proc, origin, flags)
-	r.win.push(seq, frame)
+	r.win.push(seq, frame, nanotime())
 	r.next = seq + 1
 }
 
@@ -290,9 +319,9 @@ func (h *Hub) loadRoom(ctx context.Context, r *room) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.win = window{frames: make([][]byte, h.cfg.HistoryWindow)}
+	r.win = newWindow(h.cfg.HistoryWindow)
 	for _, m := range msgs {
-		r.win.push(m.Seq, h.chatFrame(m))
+		r.win.push(m.Seq, h.chatFrame(m), m.Time.UnixNano())
 	}
 	r.next = next
 	r.ready = true
@@ -302,6 +331,31 @@ func (h *Hub) loadRoom(ctx context.Context, r *room) error {
 		go h.fillGap(r)
 	}
 	return nil
+}
+
+// nanotime returns the wall clock in unix nanoseconds.
+func nanotime() int64 { return time.Now().UnixNano() }
+
+// TrimHistory removes from every room's window what retention is about to
+// delete from the store (see window.trim); core.Node.RunRetention calls it
+// before each prune, so a join or resume served from memory never shows a
+// message the store no longer has.
+func (h *Hub) TrimHistory(olderThan time.Time, maxPerRoom int) {
+	var cutoff int64
+	if !olderThan.IsZero() {
+		cutoff = olderThan.UnixNano()
+	}
+	h.mu.RLock()
+	rooms := make([]*room, 0, len(h.rooms))
+	for _, r := range h.rooms {
+		rooms = append(rooms, r)
+	}
+	h.mu.RUnlock()
+	for _, r := range rooms {
+		r.mu.Lock()
+		r.win.trim(r.next-1, maxPerRoom, cutoff)
+		r.mu.Unlock()
+	}
 }
 
 // admit makes c a member of r if everything c must get before live

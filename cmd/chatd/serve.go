@@ -259,7 +259,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	bgDone := make(chan struct{})
 	go func() {
 		retention := core.Retention{MaxAge: cfg.HistoryMaxAge, MaxPerRoom: cfg.HistoryMaxPerRoom}
-		go node.RunRetention(bgCtx, retention, cfg.HistoryPrune)
+		go node.RunRetention(bgCtx, retention, cfg.HistoryPrune, hub.TrimHistory)
 		srv.Run(bgCtx)
 		close(bgDone)
 	}()
