@@ -120,6 +120,13 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		RoomRateLimit:   cfg.RoomRateLimit.or(4 * cfg.RateLimit),
 		InvalidFrames:   cfg.InvalidFrames,
 		Now:             now,
+
+		Presence:         cfg.Presence == "on",
+		PresenceMaxList:  cfg.PresenceMaxList,
+		PresenceBatch:    cfg.PresenceBatch,
+		PresenceInterval: cfg.PresenceInterval,
+		PresenceTTL:      cfg.PresenceTTL,
+		TypingTimeout:    cfg.TypingTimeout,
 	})
 	st, err := openStore(ctx, cfg.DatabaseURL, cfg.DataDir)
 	if err != nil {
@@ -189,7 +196,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("chatd starting", "version", version, "addr", ln.Addr().String(), "environment", cfg.Environment,
-		"layer", cfg.ChannelLayer, "store", storeName(cfg.DatabaseURL, cfg.DataDir), "history", cfg.History)
+		"layer", cfg.ChannelLayer, "store", storeName(cfg.DatabaseURL, cfg.DataDir), "history", cfg.History, "presence", cfg.Presence)
 	fmt.Fprintf(stdout, "chatd listening on http://%s/chat/\n", ln.Addr())
 
 	errc := make(chan error, 1)
