@@ -34,6 +34,9 @@ func (s *Server) routes(static http.Handler) {
 	s.mux.Handle("GET /api/chat/{room}/messages", s.withSession(s.handleHistory))
 	s.mux.Handle("GET /api/chat/room/{id}/messages", s.withSession(s.handleHistory))
 	s.mux.Handle("GET /api/chat/dm/{username}/messages", s.withSession(s.handleHistory))
+	s.mux.Handle("GET /api/chat/{room}/presence", s.withSession(s.handlePresence))
+	s.mux.Handle("GET /api/chat/room/{id}/presence", s.withSession(s.handlePresence))
+	s.mux.Handle("GET /api/chat/dm/{username}/presence", s.withSession(s.handlePresence))
 
 	s.mux.Handle("GET /static/", cacheStatic(http.StripPrefix("/static/", static)))
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)

@@ -65,6 +65,8 @@
     socket.onmessage = function (e) {
       let data;
       try { data = JSON.parse(e.data); } catch (_) { return; }
+      // presence.js hook (issue 10): every frame, for other scripts.
+      window.dispatchEvent(new CustomEvent("chatd:frame", { detail: data }));
       switch (data.type) {
         case "hello": me = data.user; break;
         case "error": system("⚠ " + (data.detail || data.message)); break;
@@ -100,6 +102,13 @@
     input.value = "";
     input.focus();
   });
+
+  // presence.js hook (issue 10): send a frame if connected; reports whether it went.
+  window.chatdSend = function (obj) {
+    if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+    socket.send(JSON.stringify(obj));
+    return true;
+  };
 
   window.addEventListener("online", function () {
     if (timer) { clearTimeout(timer); connect(); }
