@@ -167,6 +167,14 @@ func TestPresenceThreeProcesses(t *testing.T) {
 	}
 	second := join(t, procs[1], "trio", ms[0].cookie)
 	second.wait(t, all...)
+	// A barrier: once everyone sees this user, who joined on process 1
+	// after the second tab, every process has process 1's news of the
+	// second tab (its messages are in order).
+	barrier := join(t, procs[1], "trio", "")
+	all = append(all, barrier.name)
+	for _, m := range append(ms, second) {
+		m.wait(t, all...)
+	}
 	ms[0].c.Close()
 	waitConnections(t, procs[0], 1) // the tutorial client
 	newcomer := join(t, procs[0], "trio", "")
@@ -180,7 +188,7 @@ func TestPresenceThreeProcesses(t *testing.T) {
 	// The last tab closes: everyone sees the user leave.
 	second.c.Close()
 	rest := slices.DeleteFunc(slices.Clone(withNew), func(u string) bool { return u == ms[0].name })
-	for _, m := range append(ms[1:], newcomer) {
+	for _, m := range append(ms[1:], newcomer, barrier) {
 		m.wait(t, rest...)
 	}
 	waitAPI(t, procs, "trio", rest...)

@@ -78,6 +78,11 @@ type Config struct {
 	// TTL is how long a process may stay silent before its users are
 	// dropped; default 3 × Interval.
 	TTL time.Duration
+	// LeaveGrace is how long a user must have been gone before Diff
+	// reports the leave: a page reload, or a second tab opened on another
+	// process just before the first closed (whose news may arrive in either
+	// order), is not a leave and a join. Default 0.
+	LeaveGrace time.Duration
 	// Now is the clock; default time.Now. Tests inject their own.
 	Now func() time.Time
 }
@@ -87,6 +92,7 @@ type Tracker struct {
 	self     uint64
 	interval time.Duration
 	ttl      time.Duration
+	grace    time.Duration
 	now      func() time.Time
 
 	mu sync.Mutex
@@ -137,9 +143,10 @@ type roomView struct {
 }
 
 type entry struct {
-	n     int       // processes (this one included) that have the user
-	since time.Time // earliest Since among them while n > 0
-	told  bool      // clients were told the user is here
+	n      int       // processes (this one included) that have the user
+	since  time.Time // earliest Since among them while n > 0
+	told   bool      // clients were told the user is here
+	goneAt time.Time // when n last dropped to 0
 }
 
 // New returns a tracker with cfg.
@@ -154,7 +161,7 @@ func New(cfg Config) *Tracker {
 		cfg.Now = time.Now
 	}
 	return &Tracker{
-		self: cfg.Self, interval: cfg.Interval, ttl: cfg.TTL, now: cfg.Now,
+		self: cfg.Self, interval: cfg.Interval, ttl: cfg.TTL, grace: cfg.LeaveGrace, now: cfg.Now,
 		local:       make(map[string]map[string]*localEntry),
 		dirty:       make(map[string]map[string]struct{}),
 		procs:       make(map[uint64]*proc),
@@ -264,6 +271,7 @@ func (t *Tracker) release(room, user string) {
 	}
 	e.n--
 	if e.n == 0 {
+		e.goneAt = t.now()
 		if t.online[user]--; t.online[user] <= 0 {
 			delete(t.online, user)
 		}
@@ -301,6 +309,8 @@ func (t *Tracker) Diff(room string) Change {
 		return Change{Room: room}
 	}
 	ch := Change{Room: room, Before: rv.told}
+	now := t.now()
+	graced := false
 	for u := range rv.changed {
 		e := rv.users[u]
 		switch {
@@ -308,6 +318,9 @@ func (t *Tracker) Diff(room string) Change {
 			e.told = true
 			rv.told++
 			ch.Joins = append(ch.Joins, Member{User: u, Since: e.since})
+		case e.n == 0 && e.told && now.Sub(e.goneAt) < t.grace:
+			graced = true // not yet: ask again at the next Diff
+			continue
 		case e.n == 0 && e.told:
 			e.told = false
 			rv.told--
@@ -316,8 +329,11 @@ func (t *Tracker) Diff(room string) Change {
 		if e.n == 0 {
 			delete(rv.users, u)
 		}
+		delete(rv.changed, u)
 	}
-	clear(rv.changed)
+	if graced {
+		t.changed[room] = struct{}{}
+	}
 	ch.Count = rv.told
 	if len(rv.users) == 0 {
 		delete(t.rooms, room)

@@ -331,3 +331,32 @@ func BenchmarkConnectStorm(b *testing.B) {
 		}
 	}
 }
+
+// TestLeaveGrace: a user gone for less than LeaveGrace (a reload, a tab
+// moving to another process) is never announced as leaving; one gone for
+// longer is, at the first Diff after the grace.
+func TestLeaveGrace(t *testing.T) {
+	clk := newClock()
+	tr := New(Config{Self: 1, LeaveGrace: time.Second, Now: clk.Now})
+	tr.Add("chat:r", "alice")
+	tr.Add("chat:r", "bob")
+	tr.Diff("chat:r")
+	tr.Remove("chat:r", "alice") // a reload: back 600 ms later
+	clk.Advance(600 * time.Millisecond)
+	if ch := tr.Diff("chat:r"); !ch.Empty() {
+		t.Fatalf("announced during the grace: %+v", ch)
+	}
+	tr.Add("chat:r", "alice")
+	tr.Remove("chat:r", "bob") // bob really goes
+	clk.Advance(600 * time.Millisecond)
+	if ch := tr.Diff("chat:r"); !ch.Empty() || len(tr.ChangedRooms()) != 1 {
+		t.Fatalf("announced during the grace: %+v", ch)
+	}
+	clk.Advance(500 * time.Millisecond)
+	if ch := tr.Diff("chat:r"); !slices.Equal(ch.Leaves, []string{"bob"}) || len(ch.Joins) != 0 || ch.Count != 1 {
+		t.Fatalf("after the grace: %+v", ch)
+	}
+	if len(tr.ChangedRooms()) != 0 {
+		t.Fatal("room still changed")
+	}
+}

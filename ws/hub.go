@@ -83,6 +83,9 @@ type Config struct {
 	// PresenceTTL is how long a silent process keeps its users present
 	// elsewhere; default 3 × PresenceInterval.
 	PresenceTTL time.Duration
+	// PresenceLeaveGrace is how long a user must have been gone before
+	// clients are told they left (a page reload is not a leave); default 0.
+	PresenceLeaveGrace time.Duration
 	// TypingTimeout is how long a typing indicator lasts unless renewed;
 	// default 6 s.
 	TypingTimeout time.Duration
@@ -231,7 +234,8 @@ func NewHub(cfg Config) *Hub {
 	}
 	h.limits = newLimits(&h.cfg)
 	if cfg.Presence {
-		h.pres = presence.New(presence.Config{Self: h.pid, Interval: cfg.PresenceInterval, TTL: cfg.PresenceTTL, Now: cfg.Now})
+		h.pres = presence.New(presence.Config{Self: h.pid, Interval: cfg.PresenceInterval, TTL: cfg.PresenceTTL,
+			LeaveGrace: cfg.PresenceLeaveGrace, Now: cfg.Now})
 		h.typingRooms = make(map[*room]struct{})
 	}
 	opt := func(subprotocols []string) *gws.ServerOption {

@@ -52,6 +52,7 @@ type config struct {
 	PresenceBatch    time.Duration
 	PresenceInterval time.Duration
 	PresenceTTL      time.Duration
+	PresenceGrace    time.Duration
 	TypingTimeout    time.Duration
 
 	limitsConfig // connection caps, budgets, timeouts, throttles (limits.go)
@@ -156,6 +157,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	e.Duration(&c.PresenceBatch, "presence-batch", "PRESENCE_BATCH", 250*time.Millisecond, "presence changes are coalesced and published this often")
 	e.Duration(&c.PresenceInterval, "presence-interval", "PRESENCE_INTERVAL", 5*time.Second, "a process with nothing else to publish sends a presence heartbeat this often")
 	e.Duration(&c.PresenceTTL, "presence-ttl", "PRESENCE_TTL", 15*time.Second, "a process not heard from this long (killed, or cut off from Redis) has its users leave the other processes' presence")
+	e.Duration(&c.PresenceGrace, "presence-leave-grace", "PRESENCE_LEAVE_GRACE", time.Second, "a user gone for less than this is not announced as leaving (a page reload, a tab moving between processes); 0 announces at once")
 	e.Duration(&c.TypingTimeout, "typing-timeout", "TYPING_TIMEOUT", 6*time.Second, "a typing indicator ends this long after the last typing frame unless renewed")
 	e.Int(&c.LoginFailures, "login-failures", "LOGIN_FAILURE_LIMIT", 5, "failed logins for one username from one client address, after which those logins answer 429 until LOGIN_FAILURE_WINDOW has passed")
 	e.Duration(&c.LoginWindow, "login-window", "LOGIN_FAILURE_WINDOW", 5*time.Minute, "how long failed logins count, from the first one")
@@ -233,6 +235,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("PRESENCE_INTERVAL must be at least PRESENCE_BATCH")
 	case c.PresenceTTL < 2*c.PresenceInterval:
 		return fmt.Errorf("PRESENCE_TTL must be at least twice PRESENCE_INTERVAL (a heartbeat may be lost)")
+	case c.PresenceGrace < 0:
+		return fmt.Errorf("PRESENCE_LEAVE_GRACE must not be negative")
 	case c.TypingTimeout < 100*time.Millisecond:
 		return fmt.Errorf("TYPING_TIMEOUT must be at least 100ms")
 	case c.LoginFailures < 1:

@@ -121,12 +121,13 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		InvalidFrames:   cfg.InvalidFrames,
 		Now:             now,
 
-		Presence:         cfg.Presence == "on",
-		PresenceMaxList:  cfg.PresenceMaxList,
-		PresenceBatch:    cfg.PresenceBatch,
-		PresenceInterval: cfg.PresenceInterval,
-		PresenceTTL:      cfg.PresenceTTL,
-		TypingTimeout:    cfg.TypingTimeout,
+		Presence:           cfg.Presence == "on",
+		PresenceMaxList:    cfg.PresenceMaxList,
+		PresenceBatch:      cfg.PresenceBatch,
+		PresenceInterval:   cfg.PresenceInterval,
+		PresenceTTL:        cfg.PresenceTTL,
+		PresenceLeaveGrace: cfg.PresenceGrace,
+		TypingTimeout:      cfg.TypingTimeout,
 	})
 	st, err := openStore(ctx, cfg.DatabaseURL, cfg.DataDir)
 	if err != nil {
