@@ -352,9 +352,11 @@ func sortMembers(ms []Member) {
 	})
 }
 
-// Told returns the room's users as its clients were last told (at most
-// limit of them, the longest present first; limit < 0 means all), how many
-// there are, and whether user is among them.
+// Told returns the room's users as its clients were last told, the
+// longest present first, how many there are, and whether user is among
+// them. A room of more than limit users (limit >= 0) returns no list, only
+// the count, so that a connect storm into a big room costs O(1) per
+// connection, not O(room).
 func (t *Tracker) Told(room string, limit int, user string) (members []Member, count int, hasUser bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -362,18 +364,19 @@ func (t *Tracker) Told(room string, limit int, user string) (members []Member, c
 	if rv == nil {
 		return nil, 0, false
 	}
+	if e := rv.users[user]; e != nil && e.told {
+		hasUser = true
+	}
+	if limit >= 0 && rv.told > limit {
+		return nil, rv.told, hasUser
+	}
+	members = make([]Member, 0, rv.told)
 	for u, e := range rv.users {
 		if e.told {
 			members = append(members, Member{User: u, Since: e.since})
-			if u == user {
-				hasUser = true
-			}
 		}
 	}
 	sortMembers(members)
-	if limit >= 0 && len(members) > limit {
-		members = members[:limit]
-	}
 	return members, rv.told, hasUser
 }
 

@@ -43,12 +43,13 @@ const (
 const presenceGroup = "chatd.presence"
 
 // presenceFrame is the room's presence list: right after hello, and when a
-// room shrinks back to PresenceMaxList users or fewer.
+// room shrinks back to PresenceMaxList users or fewer. A room bigger than
+// that has an empty list, Truncated and its Count.
 type presenceFrame struct {
 	Type      string         `json:"type"` // "presence"
 	Users     []presenceUser `json:"users"`
 	Count     int            `json:"count"`               // users in the room
-	Truncated bool           `json:"truncated,omitempty"` // Users lists only the first PresenceMaxList
+	Truncated bool           `json:"truncated,omitempty"` // the room has more than PresenceMaxList users: Users is empty
 }
 
 type presenceUser struct {
@@ -201,8 +202,10 @@ func (h *Hub) presentLocked(r *room, c *Conn) {
 	ms, count, has := h.pres.Told(r.group, max, c.user.Username)
 	if !has {
 		count++
-		if len(ms) < max {
+		if count <= max {
 			ms = append(ms, presence.Member{User: c.user.Username, Since: h.cfg.Now()})
+		} else {
+			ms = nil // a big room: the count only
 		}
 	}
 	c.presence = mustFrame(listFrame(ms, count))
