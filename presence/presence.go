@@ -380,6 +380,16 @@ func (t *Tracker) Told(room string, limit int, user string) (members []Member, c
 	return members, rv.told, hasUser
 }
 
+// ToldCount returns how many users the room's clients were last told of.
+func (t *Tracker) ToldCount(room string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if rv := t.rooms[room]; rv != nil {
+		return rv.told
+	}
+	return 0
+}
+
 // Present returns the room's users as they are now (not as clients were
 // last told), the longest present first.
 func (t *Tracker) Present(room string) []Member {

@@ -42,6 +42,12 @@ const (
 
 const presenceGroup = "chatd.presence"
 
+// bigRoomEvery is how often at most a room over PresenceMaxList users gets
+// a presence_count frame: during a connect storm into a 15,000-person room
+// every count costs one write per member, so a head count once a second
+// is plenty. It paces the server (real time), like the batch ticker.
+const bigRoomEvery = time.Second
+
 // presenceFrame is the room's presence list: right after hello, and when a
 // room shrinks back to PresenceMaxList users or fewer. A room bigger than
 // that has an empty list, Truncated and its Count.
@@ -134,6 +140,12 @@ func (h *Hub) announce(group string) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	now := time.Now()
+	if h.pres.ToldCount(group) > h.cfg.PresenceMaxList && now.Sub(r.countSent) < bigRoomEvery {
+		// A big room's clients had a head count less than bigRoomEvery
+		// ago: the room stays changed and is looked at again next batch.
+		return
+	}
 	ch := h.pres.Diff(group)
 	if ch.Empty() {
 		return
@@ -141,6 +153,9 @@ func (h *Hub) announce(group string) {
 	frames := h.changeFrames(group, ch)
 	if frames == nil {
 		return
+	}
+	if ch.Count > h.cfg.PresenceMaxList {
+		r.countSent = now
 	}
 	n := 0
 	for _, c := range r.watchers {
@@ -272,28 +287,34 @@ func (c *Conn) stopTyping() {
 // every process. The envelope's body is the typist's name (two bytes of
 // length, then the name) followed by the frame.
 func (h *Hub) publishTyping(c *Conn, stop bool) {
-	f := typingFrame{Type: "typing", User: c.user.Username, ExpiresIn: h.cfg.TypingTimeout.Milliseconds()}
-	var flags byte
-	if stop {
-		f, flags = typingFrame{Type: "typing_stop", User: c.user.Username}, flagStop
-	}
-	name := c.user.Username
-	buf, start, err := encodeFramed(f, envHeader+2+len(name))
-	if err != nil {
-		return
-	}
-	env := buf[start-envHeader-2-len(name):]
-	env[0] = kindTyping
-	binary.BigEndian.PutUint64(env[1:9], h.pid)
-	binary.BigEndian.PutUint64(env[9:17], c.id)
-	env[17] = flags
-	binary.BigEndian.PutUint16(env[envHeader:], uint16(len(name)))
-	copy(env[envHeader+2:], name)
+	env := h.typingEnvelope(c.id, c.user.Username, stop)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := h.layer.Publish(ctx, c.group, env); err != nil {
 		h.log.Debug("ws: typing not published", "group", c.group, "err", err)
 	}
+}
+
+// typingEnvelope returns the layer message of name's typing (or
+// typing_stop) frame, sent by connection origin.
+func (h *Hub) typingEnvelope(origin uint64, name string, stop bool) []byte {
+	f := typingFrame{Type: "typing", User: name, ExpiresIn: h.cfg.TypingTimeout.Milliseconds()}
+	var flags byte
+	if stop {
+		f, flags = typingFrame{Type: "typing_stop", User: name}, flagStop
+	}
+	buf, start, err := encodeFramed(f, envHeader+2+len(name))
+	if err != nil {
+		panic(err) // strings and numbers always encode
+	}
+	env := buf[start-envHeader-2-len(name):]
+	env[0] = kindTyping
+	binary.BigEndian.PutUint64(env[1:9], h.pid)
+	binary.BigEndian.PutUint64(env[9:17], origin)
+	env[17] = flags
+	binary.BigEndian.PutUint16(env[envHeader:], uint16(len(name)))
+	copy(env[envHeader+2:], name)
+	return env
 }
 
 // receiveTyping relays a typing envelope to the room's local chatd.v1

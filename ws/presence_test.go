@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -306,4 +307,45 @@ func TestTypingRelayAllocatesNothingPerRecipient(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("typing relay to %d watchers allocated %.1f times; want 0", len(conns), allocs)
 	}
+}
+
+// BenchmarkTypingRelay measures what a typing frame costs a process that
+// has 100 members in the room, against BenchmarkBroadcast/100members (a
+// chat message to the same room): 100 different typists' frames arrive
+// from the layer and are relayed to the 99 other members each, whose
+// writers write them to real loopback sockets. It reports ns per delivery.
+func BenchmarkTypingRelay(b *testing.B) {
+	h := NewHub(Config{SendQueueBytes: 64 << 20, Presence: true})
+	h.layer = memory.New(h.Receive)
+	conns := pipeConns(b, h, "g", 100)
+	r := h.rooms["g"]
+	var envs [][]byte
+	for i, c := range conns {
+		c.user = &chat.User{Username: "typist" + strconv.Itoa(i)}
+		c.v1 = true
+		c.watchIdx = len(r.watchers)
+		r.watchers = append(r.watchers, c)
+		envs = append(envs, h.typingEnvelope(c.id, c.user.Username, false))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		h.Receive("g", envs[i%len(envs)])
+		i++
+	}
+	for _, c := range conns {
+		for {
+			c.mu.Lock()
+			busy := c.writing
+			c.mu.Unlock()
+			if !busy {
+				break
+			}
+		}
+	}
+	b.StopTimer()
+	d := float64(b.N * (len(conns) - 1))
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/d, "ns/delivery")
+	b.ReportMetric(d/b.Elapsed().Seconds(), "deliveries/s")
 }

@@ -61,6 +61,9 @@ type room struct {
 	// typers maps the users typing in the room to when that expires;
 	// guarded by mu.
 	typers map[string]time.Time
+	// countSent is when the room's clients last got a presence_count
+	// frame; guarded by mu.
+	countSent time.Time
 
 	// The sequencer (history on); all guarded by mu.
 	ready   bool             // the window has been loaded; until then frames are held
