@@ -130,15 +130,28 @@ func (h *Hub) publishPresence(body []byte) {
 
 // announce tells a room's local chatd.v1 members what changed in its
 // presence since the last announcement.
+//
+// The Diff is taken under the lock that orders the room's joins: the room's
+// mu, or, when this process has no room for the group, the hub's mu (a
+// room is put in the map under it before anyone joins), so a client whose
+// list was taken from Told gets every later Diff and no earlier one.
 func (h *Hub) announce(group string) {
-	h.mu.RLock()
-	r := h.rooms[group]
-	h.mu.RUnlock()
-	if r == nil {
-		h.pres.Diff(group) // no one here to tell; keep the tracker in step
-		return
+	var r *room
+	for {
+		h.mu.RLock()
+		r = h.rooms[group]
+		if r == nil {
+			h.pres.Diff(group) // no one here to tell; keep the tracker in step
+			h.mu.RUnlock()
+			return
+		}
+		h.mu.RUnlock()
+		r.mu.Lock()
+		if !r.removed {
+			break
+		}
+		r.mu.Unlock() // released meanwhile: look again
 	}
-	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := time.Now()
 	if h.pres.ToldCount(group) > h.cfg.PresenceMaxList && now.Sub(r.countSent) < bigRoomEvery {
