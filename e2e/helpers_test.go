@@ -199,6 +199,18 @@ type proxy struct {
 	target string
 	mu     sync.Mutex
 	conns  []net.Conn // guarded by mu
+	down   bool       // new connections are closed at once; guarded by mu
+}
+
+// setDown makes the proxy refuse (down) or carry (up) new connections;
+// going down also cuts the ones it carries, as a network partition would.
+func (p *proxy) setDown(down bool) {
+	p.mu.Lock()
+	p.down = down
+	p.mu.Unlock()
+	if down {
+		p.cut()
+	}
 }
 
 func newProxy(t *testing.T, target string) *proxy {
@@ -219,6 +231,13 @@ func (p *proxy) serve() {
 		c, err := p.ln.Accept()
 		if err != nil {
 			return
+		}
+		p.mu.Lock()
+		down := p.down
+		p.mu.Unlock()
+		if down {
+			c.Close()
+			continue
 		}
 		u, err := net.Dial("tcp", p.target)
 		if err != nil {

@@ -142,3 +142,35 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"messages": out})
 }
+
+// presenceUser is one user in a presence answer.
+type presenceUser struct {
+	User  string `json:"user"`
+	Since string `json:"since"`
+}
+
+// handlePresence serves who is in a room now, on every process:
+// GET /api/chat/<room>/presence (and /api/chat/room/<id>/presence,
+// /api/chat/dm/<username>/presence), with the room's access rules, as
+// {"room": ..., "users": [{"user", "since"}, ...], "count": N}, the longest
+// present first.
+func (s *Server) handlePresence(w http.ResponseWriter, r *http.Request) {
+	room, ok := s.apiRoom(w, r)
+	if !ok {
+		return
+	}
+	ms, on := s.hub.Presence(room.Key())
+	if !on {
+		apiError(w, http.StatusNotFound, "presence_off", "this server does not track presence (PRESENCE=off)")
+		return
+	}
+	users := make([]presenceUser, len(ms))
+	for i, m := range ms {
+		users[i] = presenceUser{User: m.User, Since: m.Since.UTC().Format(ws.TimeFormat)}
+	}
+	tag := room.Name
+	if room.Kind != chat.RoomPublic {
+		tag = room.Key()
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"room": tag, "users": users, "count": len(users)})
+}

@@ -21,6 +21,12 @@ import (
 // with alice enrolled; every account's password is pw.
 func startSchool(t *testing.T, pw string) (base string, courseID int64) {
 	t.Helper()
+	return startSchoolWith(t, pw, ws.Config{Echo: true})
+}
+
+// startSchoolWith is startSchool with a hub configured by cfg.
+func startSchoolWith(t *testing.T, pw string, cfg ws.Config) (base string, courseID int64) {
+	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "chatd.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +51,7 @@ func startSchool(t *testing.T, pw string) (base string, courseID int64) {
 	if err := st.Enroll(t.Context(), c.ID, users["alice"].ID); err != nil {
 		t.Fatal(err)
 	}
-	hub := ws.NewHub(ws.Config{Echo: true})
+	hub := ws.NewHub(cfg)
 	if err := hub.Start(context.Background(), memory.New(hub.Receive)); err != nil {
 		t.Fatal(err)
 	}

@@ -244,13 +244,14 @@ func (s *Server) handleUsers(w http.ResponseWriter, r *http.Request) {
 	type row struct {
 		*chat.User
 		Me     bool
+		Online bool // in some room, on some process, now
 		DMPath string
 	}
 	rows := make([]row, 0, len(users))
 	for _, o := range users {
-		rows = append(rows, row{User: o, Me: o.ID == u.ID, DMPath: "/chat/dm/" + pathEscape(o.Username) + "/"})
+		rows = append(rows, row{User: o, Me: o.ID == u.ID, Online: s.hub.Online(o.Username), DMPath: "/chat/dm/" + pathEscape(o.Username) + "/"})
 	}
-	s.render(w, r, http.StatusOK, "users.html", map[string]any{"Users": rows, "Next": next, "Paged": after != ""})
+	s.render(w, r, http.StatusOK, "users.html", map[string]any{"Users": rows, "Next": next, "Paged": after != "", "Presence": s.hub.PresenceOn()})
 }
 
 // dmPeer resolves the other user of a private room. The room is always

@@ -34,6 +34,10 @@ func (s *Server) routes(static http.Handler) {
 	s.mux.Handle("GET /api/chat/{room}/messages", s.withSession(s.handleHistory))
 	s.mux.Handle("GET /api/chat/room/{id}/messages", s.withSession(s.handleHistory))
 	s.mux.Handle("GET /api/chat/dm/{username}/messages", s.withSession(s.handleHistory))
+	s.mux.Handle("GET /api/chat/{room}/presence", s.withSession(s.handlePresence))
+	s.mux.Handle("GET /api/chat/room/{id}/presence", s.withSession(s.handlePresence))
+	s.mux.Handle("GET /api/chat/dm/{username}/presence", s.withSession(s.handlePresence))
+
 	// The publish API authenticates by API key, not by session (publish.go).
 	s.mux.HandleFunc("POST /api/chat/{room}/messages", s.handlePublish)
 	s.mux.HandleFunc("POST /api/chat/room/{id}/messages", s.handlePublish)

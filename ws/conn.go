@@ -90,6 +90,19 @@ type Conn struct {
 	// registered is set while c counts in hub.conns; guarded by hub.mu.
 	registered bool
 
+	// present is set while c counts in its room's presence, and watchIdx
+	// is c's index in room.watchers (-1 when not a watcher); both guarded
+	// by room.mu. presence is the presence list c gets right after hello;
+	// set while joining, by the goroutine that runs Accept.
+	present  bool
+	watchIdx int
+	presence []byte
+	// typingOn is set while c's user is typing as far as the room was
+	// told, and typingNext is when c's next typing frame is relayed; used
+	// only by the reader.
+	typingOn   bool
+	typingNext time.Time
+
 	// lastRead is when the client last sent any frame (unix nanos).
 	lastRead atomic.Int64
 
@@ -187,20 +200,21 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, opts JoinOptions) {
 		return
 	}
 	c := &Conn{
-		hub:     h,
-		id:      h.nextID.Add(1),
-		group:   opts.Group,
-		roomTag: opts.Room,
-		user:    opts.User,
-		session: opts.Session,
-		recheck: opts.Recheck,
-		after:   opts.After,
-		expires: opts.Expires,
-		idx:     -1,
-		echo:    h.cfg.Echo,
-		path:    r.URL.Path,
-		peer:    r.RemoteAddr,
-		start:   time.Now(),
+		hub:      h,
+		id:       h.nextID.Add(1),
+		group:    opts.Group,
+		roomTag:  opts.Room,
+		user:     opts.User,
+		session:  opts.Session,
+		recheck:  opts.Recheck,
+		after:    opts.After,
+		expires:  opts.Expires,
+		idx:      -1,
+		watchIdx: -1,
+		echo:     h.cfg.Echo,
+		path:     r.URL.Path,
+		peer:     r.RemoteAddr,
+		start:    time.Now(),
 	}
 	if opts.Echo != nil {
 		c.echo = *opts.Echo
@@ -293,17 +307,24 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, opts JoinOptions) {
 	c.wmu.Unlock()
 	h.log.Info("WebSocket CONNECT", "path", c.path, "peer", c.peer, "user", c.user.Username, "protocol", sock.SubProtocol())
 
-	// Release the writer; a v1 client's hello goes before anything queued.
-	var hello []byte
+	// Release the writer; a v1 client's hello (and the room's presence
+	// list) goes before anything queued.
+	var first [][]byte
 	if c.v1 {
-		hello, _ = encodeFrame(helloFrame{Type: "hello", User: c.user.Username, Room: c.roomTag, Protocol: Subprotocol, Echo: c.echo, History: h.history()})
+		hello, _ := encodeFrame(helloFrame{Type: "hello", User: c.user.Username, Room: c.roomTag, Protocol: Subprotocol, Echo: c.echo,
+			History: h.history(), Presence: h.presenceOn()})
+		first = append(first, hello)
+		if c.presence != nil {
+			first = append(first, c.presence)
+			c.presence = nil
+		}
 	}
 	c.mu.Lock()
-	if hello != nil && !c.closing {
-		c.queue = append(c.queue, nil)
-		copy(c.queue[1:], c.queue)
-		c.queue[0] = hello
-		c.queued += len(hello)
+	if len(first) > 0 && !c.closing {
+		c.queue = append(first, c.queue...)
+		for _, f := range first {
+			c.queued += len(f)
+		}
 	}
 	if len(c.queue) > 0 || c.closePending {
 		go c.writeLoop()
@@ -338,6 +359,9 @@ func (h *Hub) abandon(c *Conn, member bool) {
 	if member {
 		h.leave(c)
 	} else if c.room != nil {
+		c.room.mu.Lock()
+		h.absentLocked(c.room, c)
+		c.room.mu.Unlock()
 		h.dropPending(c.room)
 	}
 	h.unregister(c)
@@ -573,12 +597,17 @@ func (e eventHandler) OnMessage(sock *gws.Conn, m *gws.Message) {
 	if !c.admitFrame() { // charged before parsing, valid or not (limits.go)
 		return
 	}
-	text, id, ferr := parseInbound(m.Bytes())
+	text, id, typing, ferr := parseInbound(m.Bytes())
 	if ferr != nil {
 		c.enqueue(newErrorFrame(ferr.Code, ferr.Detail, id))
 		c.strike(c.hub.limits.now())
 		return
 	}
+	if typing {
+		c.typing(c.hub.cfg.Now())
+		return
+	}
+	c.stopTyping() // a message ends its sender's typing
 	post := &core.Post{Room: c.group, UserID: c.user.ID, User: c.user.Username, Text: text, ClientID: id, Origin: c.id,
 		Done: func(res core.Result) { c.report(res, id) }}
 	ctx, cancel := context.WithTimeout(context.Background(), submitTimeout)
@@ -624,6 +653,7 @@ func (c *Conn) report(res core.Result, id string) {
 
 func (e eventHandler) OnClose(sock *gws.Conn, err error) {
 	c := connOf(sock)
+	c.stopTyping()
 	c.stopWriting()
 	c.mu.Lock()
 	if c.expiry != nil {

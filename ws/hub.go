@@ -28,6 +28,7 @@ import (
 
 	chat "github.com/chatd/chat"
 	"github.com/chatd/chat/core"
+	"github.com/chatd/chat/presence"
 	"github.com/lxzan/gws"
 )
 
@@ -61,9 +62,33 @@ type Config struct {
 	IPRateLimit     float64 // messages per second from one address across its connections (bursts of twice that)
 	RoomRateLimit   float64 // messages per second into one room from this process (bursts of twice that)
 	InvalidFrames   int     // invalid or refused frames in a burst before a connection is closed (1008)
-	// Now is the clock of the rate limits; default time.Now. Tests set
-	// their own and advance it instead of sleeping.
+	// Now is the clock of the rate limits, of presence and of typing;
+	// default time.Now. Tests set their own and advance it instead of
+	// sleeping.
 	Now func() time.Time
+
+	// Presence turns on presence (who is in each room, join and leave) and
+	// typing, for chatd.v1 clients (PRESENCE); see presence.go.
+	Presence bool
+	// PresenceMaxList is the largest room whose joins and leaves are sent
+	// one by one and whose presence list is sent whole; above it clients
+	// get presence_count frames. Default 100.
+	PresenceMaxList int
+	// PresenceBatch is how often presence changes are published and
+	// announced, coalesced; default 250 ms.
+	PresenceBatch time.Duration
+	// PresenceInterval is how often a process that had nothing else to
+	// publish sends a presence heartbeat; default 5 s.
+	PresenceInterval time.Duration
+	// PresenceTTL is how long a silent process keeps its users present
+	// elsewhere; default 3 × PresenceInterval.
+	PresenceTTL time.Duration
+	// PresenceLeaveGrace is how long a user must have been gone before
+	// clients are told they left (a page reload is not a leave); default 0.
+	PresenceLeaveGrace time.Duration
+	// TypingTimeout is how long a typing indicator lasts unless renewed;
+	// default 6 s.
+	TypingTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -102,6 +127,21 @@ func (c *Config) setDefaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.PresenceMaxList <= 0 {
+		c.PresenceMaxList = 100
+	}
+	if c.PresenceBatch <= 0 {
+		c.PresenceBatch = 250 * time.Millisecond
+	}
+	if c.PresenceInterval <= 0 {
+		c.PresenceInterval = 5 * time.Second
+	}
+	if c.PresenceTTL <= 0 {
+		c.PresenceTTL = 3 * c.PresenceInterval
+	}
+	if c.TypingTimeout <= 0 {
+		c.TypingTimeout = 6 * time.Second
 	}
 }
 
@@ -162,6 +202,14 @@ type Hub struct {
 	pingFrame []byte
 	limits    *limits // connection caps and message budgets (limits.go)
 
+	// pres tracks who is in which room on every process; nil with
+	// presence off.
+	pres *presence.Tracker
+	// typingRooms are the rooms with typists to expire; guarded by
+	// typingMu. Lock order: room.mu, then typingMu.
+	typingMu    sync.Mutex
+	typingRooms map[*room]struct{}
+
 	restoreMu    sync.Mutex  // guards restoreTimes
 	restoreTimes []time.Time // when the layer was last restored
 
@@ -185,6 +233,11 @@ func NewHub(cfg Config) *Hub {
 		pingFrame: newFrame(opPing, nil),
 	}
 	h.limits = newLimits(&h.cfg)
+	if cfg.Presence {
+		h.pres = presence.New(presence.Config{Self: h.pid, Interval: cfg.PresenceInterval, TTL: cfg.PresenceTTL,
+			LeaveGrace: cfg.PresenceLeaveGrace, Now: cfg.Now})
+		h.typingRooms = make(map[*room]struct{})
+	}
 	opt := func(subprotocols []string) *gws.ServerOption {
 		return &gws.ServerOption{
 			ReadMaxPayloadSize: cfg.ReadLimit,
@@ -229,7 +282,11 @@ func (h *Hub) Start(ctx context.Context, layer chat.Layer) error {
 	if rn, ok := layer.(chat.RestoreNotifier); ok {
 		rn.OnRestore(h.layerRestored)
 	}
-	for _, g := range []string{controlGroup, h.procGroup(h.pid)} {
+	groups := []string{controlGroup, h.procGroup(h.pid)}
+	if h.pres != nil {
+		groups = append(groups, presenceGroup)
+	}
+	for _, g := range groups {
 		err := layer.Subscribe(ctx, g)
 		switch {
 		case err == nil:
@@ -244,6 +301,9 @@ func (h *Hub) Start(ctx context.Context, layer chat.Layer) error {
 		}
 	}
 	go h.keepalive()
+	if h.pres != nil {
+		go h.runPresence()
+	}
 	return nil
 }
 
@@ -281,6 +341,12 @@ func (h *Hub) Receive(group string, msg []byte) {
 		if c != nil {
 			c.enqueue(body)
 		}
+	case kindPresence:
+		if h.pres != nil && !h.pres.Receive(proc, body) {
+			h.log.Warn("ws: bad presence message", "proc", proc)
+		}
+	case kindTyping:
+		h.receiveTyping(group, proc, conn, flags, body)
 	case kindControl:
 		var cmd Control
 		if err := json.Unmarshal(body, &cmd); err != nil {
@@ -479,11 +545,17 @@ func (h *Hub) LayerErr() error {
 // then it cuts the rest.
 func (h *Hub) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
+	first := !h.closing
 	if !h.closing {
 		h.closing = true
 		close(h.stop)
 	}
 	h.mu.Unlock()
+	if first && h.pres != nil && h.layer != nil {
+		// The other processes drop this one's users now rather than
+		// after PresenceTTL.
+		h.publishPresence(h.pres.Goodbye())
+	}
 	for _, c := range h.snapshot() {
 		c.Close(CloseGoingAway, "server shutting down")
 	}
@@ -547,6 +619,9 @@ func IsUpgrade(r *http.Request) bool {
 // published meanwhile never reached this process, so every room reads what
 // it missed from the store (with history on), in the background.
 func (h *Hub) layerRestored() {
+	if h.pres != nil {
+		h.pres.Restored()
+	}
 	h.restoreMu.Lock()
 	h.restoreTimes = append(h.restoreTimes, time.Now())
 	if len(h.restoreTimes) > 16 {

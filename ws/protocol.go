@@ -13,7 +13,7 @@ import (
 )
 
 // Subprotocol is the WebSocket subprotocol that opts a client into chatd's
-// extended frames (hello, and later acks, presence and typing). A client
+// extended frames (hello, acks, presence, join and leave, typing). A client
 // that does not ask for it – such as the Django Channels tutorials' pages,
 // which read only data.message – gets chat_message frames and error frames
 // only, and every chat_message frame has the fields those pages read.
@@ -57,11 +57,17 @@ type frameError struct {
 func (e *frameError) Error() string { return e.Code + ": " + e.Detail }
 
 // parseInbound validates a client's text frame and returns the chat message
-// it carries and the client's id for it ("" if none). Room, user and time
+// it carries and the client's id for it ("" if none), or typing true for a
+// typing frame ({"type": "typing"}, nothing else). Room, user and time
 // never come from the frame: they come from the URL, the session and the
 // server clock. An error names the id when the frame had a valid one, so
 // the client knows which of its messages was refused.
-func parseInbound(data []byte) (text, id string, ferr *frameError) {
+func parseInbound(data []byte) (text, id string, typing bool, ferr *frameError) {
+	text, id, ferr = parseMessage(data, &typing)
+	return text, id, typing, ferr
+}
+
+func parseMessage(data []byte, typing *bool) (text, id string, ferr *frameError) {
 	trimmed := bytes.TrimLeft(data, " \t\r\n")
 	if len(trimmed) == 0 || !json.Valid(trimmed) {
 		return "", "", &frameError{CodeInvalidJSON, "the frame is not valid JSON; send {\"message\": \"text\"}"}
@@ -86,8 +92,15 @@ func parseInbound(data []byte) (text, id string, ferr *frameError) {
 			return "", "", &frameError{inv.Code, inv.Detail}
 		}
 	}
+	if in.Type != nil && *in.Type == "typing" {
+		if in.Message != nil || in.ID != nil {
+			return "", id, &frameError{CodeUnknownField, "a typing frame is only {\"type\": \"typing\"}"}
+		}
+		*typing = true
+		return "", "", nil
+	}
 	if in.Type != nil && *in.Type != "chat_message" && *in.Type != "message" {
-		return "", id, &frameError{CodeUnknownType, "unknown frame type " + strconv.Quote(*in.Type)}
+		return "", id, &frameError{CodeUnknownType, "unknown frame type " + strconv.Quote(*in.Type) + "; a client sends \"chat_message\" (the default) or \"typing\""}
 	}
 	if in.Message == nil {
 		return "", id, &frameError{CodeInvalidMessage, "the \"message\" field is missing"}
@@ -199,7 +212,8 @@ type helloFrame struct {
 	Room     string `json:"room"`
 	Protocol string `json:"protocol"`
 	Echo     bool   `json:"echo"`
-	History  bool   `json:"history"` // messages are stored: acks carry a seq, ?after= resumes
+	History  bool   `json:"history"`  // messages are stored: acks carry a seq, ?after= resumes
+	Presence bool   `json:"presence"` // presence, join, leave and typing frames follow
 }
 
 // formatTime formats t as the datetime field.

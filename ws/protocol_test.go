@@ -92,9 +92,16 @@ func TestParseInbound(t *testing.T) {
 		{`{"message": ""}`, "", CodeEmptyMessage, ""},
 		{`{"message": "x", "room": "other"}`, "", CodeUnknownField, ""},
 		{`{"type": 1, "message": "x"}`, "", CodeInvalidJSON, ""},
-		{`{"type": "typing"}`, "", CodeUnknownType, ""},
+		{`{"type": "typing", "message": "x"}`, "", CodeUnknownField, ""},
+		{`{"type": "typing", "id": "a"}`, "", CodeUnknownField, "a"},
+		{`{"type": "typing", "user": "mallory"}`, "", CodeUnknownField, ""},
+		{`{"type": "join"}`, "", CodeUnknownType, ""},
+		{`{"type": "presence"}`, "", CodeUnknownType, ""},
 	} {
-		text, id, ferr := parseInbound([]byte(tc.in))
+		text, id, typing, ferr := parseInbound([]byte(tc.in))
+		if typing {
+			t.Errorf("parseInbound(%q) reports a typing frame", tc.in)
+		}
 		code := ""
 		if ferr != nil {
 			code = ferr.Code
@@ -104,6 +111,15 @@ func TestParseInbound(t *testing.T) {
 		}
 		if code != tc.code || text != tc.text || id != tc.id {
 			t.Errorf("parseInbound(%q) = %q, %q, %q; want %q, %q, %q", tc.in, text, id, code, tc.text, tc.id, tc.code)
+		}
+	}
+}
+
+func TestParseTyping(t *testing.T) {
+	for _, in := range []string{`{"type": "typing"}`, ` {"type":"typing"} `} {
+		text, id, typing, ferr := parseInbound([]byte(in))
+		if !typing || ferr != nil || text != "" || id != "" {
+			t.Errorf("parseInbound(%q) = %q, %q, %v, %v; want a typing frame", in, text, id, typing, ferr)
 		}
 	}
 }
@@ -123,11 +139,17 @@ func TestCloseReasonFits(t *testing.T) {
 // FuzzParseInbound checks that no input crashes the decoder and that an
 // accepted message is non-blank, valid UTF-8 and within the limit.
 func FuzzParseInbound(f *testing.F) {
-	for _, s := range []string{`{"message": "hi"}`, `{}`, `[]`, `{"message": 1}`, `{"type":"message","message":"x"}`, "\xff", `{"message": "\u0000"}`} {
+	for _, s := range []string{`{"message": "hi"}`, `{}`, `[]`, `{"message": 1}`, `{"type":"message","message":"x"}`, `{"type":"typing"}`, "\xff", `{"message": "\u0000"}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		text, _, ferr := parseInbound(data)
+		text, _, typing, ferr := parseInbound(data)
+		if typing {
+			if ferr != nil || text != "" {
+				t.Fatalf("typing frame with %q, %v", text, ferr)
+			}
+			return
+		}
 		if ferr != nil {
 			if ferr.Code == "" || ferr.Detail == "" {
 				t.Fatalf("error without code or detail: %+v", ferr)

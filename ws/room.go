@@ -54,6 +54,16 @@ type room struct {
 	pending int
 	// removed is set when the room left the hub's map; guarded by mu.
 	removed bool
+	// watchers are the room's chatd.v1 connections that get presence and
+	// typing frames (members, and those catching up to become members);
+	// guarded by mu. Each one's watchIdx is its position.
+	watchers []*Conn
+	// typers maps the users typing in the room to when that expires;
+	// guarded by mu.
+	typers map[string]time.Time
+	// countSent is when the room's clients last got a presence_count
+	// frame; guarded by mu.
+	countSent time.Time
 
 	// The sequencer (history on); all guarded by mu.
 	ready   bool             // the window has been loaded; until then frames are held
@@ -370,6 +380,7 @@ func (h *Hub) admit(r *room, c *Conn) (member, gone bool) {
 		return false, true
 	}
 	c.room = r
+	h.presentLocked(r, c)
 	if !h.history() {
 		r.addLocked(c)
 		return true, false
@@ -582,6 +593,7 @@ func (h *Hub) leave(c *Conn) {
 		return
 	}
 	r.mu.Lock()
+	h.absentLocked(r, c)
 	if c.idx < 0 || c.idx >= len(r.members) || r.members[c.idx] != c {
 		r.mu.Unlock() // not a member (still catching up, or never admitted)
 		return

@@ -50,9 +50,18 @@ type config struct {
 	HistoryMaxAge     time.Duration
 	HistoryMaxPerRoom int
 	HistoryPrune      time.Duration
-	limitsConfig                          // connection caps, budgets, timeouts, throttles (limits.go)
-	djangoConfig                          // beside a Django site: its channel layer (django.go)
-	django            djangoSessionConfig // beside a Django site: its logins (django.go)
+
+	Presence         string // on | off
+	PresenceMaxList  int
+	PresenceBatch    time.Duration
+	PresenceInterval time.Duration
+	PresenceTTL      time.Duration
+	PresenceGrace    time.Duration
+	TypingTimeout    time.Duration
+
+	limitsConfig                     // connection caps, budgets, timeouts, throttles (limits.go)
+	djangoConfig                     // beside a Django site: its channel layer (django.go)
+	django       djangoSessionConfig // beside a Django site: its logins (django.go)
 
 	hosts *web.Hosts // parsed AllowedHosts, defaulted for development
 }
@@ -148,6 +157,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	e.Duration(&c.HistoryMaxAge, "history-max-age", "HISTORY_MAX_AGE", 0, "delete stored messages older than this (for example 720h); 0 keeps them")
 	e.Int(&c.HistoryMaxPerRoom, "history-max-per-room", "HISTORY_MAX_PER_ROOM", 0, "keep at most this many messages per room; 0 keeps all")
 	e.Duration(&c.HistoryPrune, "history-prune-interval", "HISTORY_PRUNE_INTERVAL", time.Minute, "how often HISTORY_MAX_AGE and HISTORY_MAX_PER_ROOM are enforced")
+	e.String(&c.Presence, "presence", "PRESENCE", "on", "on: chatd.v1 clients get the room's presence list, join and leave, and typing; /users/ shows who is online; off: none of it")
+	e.Int(&c.PresenceMaxList, "presence-max-list", "PRESENCE_MAX_LIST", 100, "largest room whose joins and leaves are sent one by one and whose presence list is sent whole; above it clients get presence_count frames")
+	e.Duration(&c.PresenceBatch, "presence-batch", "PRESENCE_BATCH", 250*time.Millisecond, "presence changes are coalesced and published this often")
+	e.Duration(&c.PresenceInterval, "presence-interval", "PRESENCE_INTERVAL", 5*time.Second, "a process with nothing else to publish sends a presence heartbeat this often")
+	e.Duration(&c.PresenceTTL, "presence-ttl", "PRESENCE_TTL", 15*time.Second, "a process not heard from this long (killed, or cut off from Redis) has its users leave the other processes' presence")
+	e.Duration(&c.PresenceGrace, "presence-leave-grace", "PRESENCE_LEAVE_GRACE", time.Second, "a user gone for less than this is not announced as leaving (a page reload, a tab moving between processes); 0 announces at once")
+	e.Duration(&c.TypingTimeout, "typing-timeout", "TYPING_TIMEOUT", 6*time.Second, "a typing indicator ends this long after the last typing frame unless renewed")
 	e.Int(&c.LoginFailures, "login-failures", "LOGIN_FAILURE_LIMIT", 5, "failed logins for one username from one client address, after which those logins answer 429 until LOGIN_FAILURE_WINDOW has passed")
 	e.Duration(&c.LoginWindow, "login-window", "LOGIN_FAILURE_WINDOW", 5*time.Minute, "how long failed logins count, from the first one")
 	e.Bool(&c.TrustProxy, "trust-proxy", "TRUST_PROXY", false, "take the client IP from the last X-Forwarded-For entry (set it behind a reverse proxy such as Caddy)")
@@ -315,6 +331,20 @@ func (c *config) validate() error {
 		return fmt.Errorf("HISTORY_MAX_PER_ROOM must not be negative")
 	case c.HistoryPrune < 10*time.Millisecond:
 		return fmt.Errorf("HISTORY_PRUNE_INTERVAL must be at least 10ms")
+	case c.Presence != "on" && c.Presence != "off":
+		return fmt.Errorf("PRESENCE must be on or off, not %q", c.Presence)
+	case c.PresenceMaxList < 1:
+		return fmt.Errorf("PRESENCE_MAX_LIST must be at least 1")
+	case c.PresenceBatch < 10*time.Millisecond:
+		return fmt.Errorf("PRESENCE_BATCH must be at least 10ms")
+	case c.PresenceInterval < c.PresenceBatch:
+		return fmt.Errorf("PRESENCE_INTERVAL must be at least PRESENCE_BATCH")
+	case c.PresenceTTL < 2*c.PresenceInterval:
+		return fmt.Errorf("PRESENCE_TTL must be at least twice PRESENCE_INTERVAL (a heartbeat may be lost)")
+	case c.PresenceGrace < 0:
+		return fmt.Errorf("PRESENCE_LEAVE_GRACE must not be negative")
+	case c.TypingTimeout < 100*time.Millisecond:
+		return fmt.Errorf("TYPING_TIMEOUT must be at least 100ms")
 	case c.LoginFailures < 1:
 		return fmt.Errorf("LOGIN_FAILURE_LIMIT must be at least 1")
 	case c.LoginWindow < time.Second:

@@ -165,6 +165,14 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		RoomRateLimit:   cfg.RoomRateLimit.or(4 * cfg.RateLimit),
 		InvalidFrames:   cfg.InvalidFrames,
 		Now:             now,
+
+		Presence:           cfg.Presence == "on",
+		PresenceMaxList:    cfg.PresenceMaxList,
+		PresenceBatch:      cfg.PresenceBatch,
+		PresenceInterval:   cfg.PresenceInterval,
+		PresenceTTL:        cfg.PresenceTTL,
+		PresenceLeaveGrace: cfg.PresenceGrace,
+		TypingTimeout:      cfg.TypingTimeout,
 	})
 	if cfg.production() && cfg.hosts.AllowsAny() {
 		log.Warn("ALLOWED_HOSTS contains '*' in production: the Host and Origin checks are OFF. " +
@@ -277,7 +285,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	attrs := []any{"version", version, "addr", ln.Addr().String(), "environment", cfg.Environment,
-		"layer", cfg.Layer.Kind, "store", storeName(cfg.DatabaseURL, cfg.DataDir), "history", cfg.History}
+		"layer", cfg.Layer.Kind, "store", storeName(cfg.DatabaseURL, cfg.DataDir), "history", cfg.History, "presence", cfg.Presence}
 	if cfg.Layer.Kind == layerRedis {
 		attrs = append(attrs, "redis", redactURL(cfg.Layer.RedisURL), "channel_prefix", prefix, "channel_prefix_from", prefixSource)
 	}

@@ -53,7 +53,10 @@ func start(t *testing.T, args []string, env ...string) *server {
 // clock for the limits (withClock).
 func startCtx(t *testing.T, parent context.Context, args []string, env ...string) *server {
 	t.Helper()
-	envm := map[string]string{"DATA_DIR": t.TempDir()}
+	// Presence is off unless a test turns it on: most tests read exact
+	// sequences of frames, and presence has tests of its own
+	// (presence_test.go).
+	envm := map[string]string{"DATA_DIR": t.TempDir(), "PRESENCE": "off"}
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
 		envm[k] = v

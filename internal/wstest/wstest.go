@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -303,3 +304,109 @@ func (f Frame) Int(k string) int64 { n, _ := f[k].(float64); return int64(n) }
 // TrySend sends b as a text frame and returns the error instead of failing
 // the test: for tests in which the server goes away.
 func (c *Client) TrySend(b []byte) error { return c.sock.WriteMessage(gws.OpcodeText, b) }
+
+// Roster is a chatd.v1 client's view of its room's presence, built from the
+// frames it receives: presence (the list, replacing what was known), join,
+// leave and presence_count. A join of someone present or a leave of
+// someone absent changes nothing, as on a page.
+type Roster struct {
+	Users  map[string]bool
+	Count  int      // the room's head count (from the list, joins and leaves, or presence_count)
+	Joins  []string // every join seen, in order
+	Leaves []string // every leave seen, in order
+	Frames []Frame  // every frame seen, presence or not, in order
+}
+
+// Apply takes one frame into r and reports whether it was a presence frame.
+func (r *Roster) Apply(f Frame) bool {
+	if r.Users == nil {
+		r.Users = map[string]bool{}
+	}
+	r.Frames = append(r.Frames, f)
+	switch f.Str("type") {
+	case "presence":
+		clear(r.Users)
+		users, _ := f["users"].([]any)
+		for _, u := range users {
+			if m, ok := u.(map[string]any); ok {
+				name, _ := m["user"].(string)
+				r.Users[name] = true
+			}
+		}
+		r.Count = int(f.Int("count"))
+	case "join":
+		r.Joins = append(r.Joins, f.Str("user"))
+		if !r.Users[f.Str("user")] {
+			r.Users[f.Str("user")] = true
+			r.Count++
+		}
+	case "leave":
+		r.Leaves = append(r.Leaves, f.Str("user"))
+		if r.Users[f.Str("user")] {
+			delete(r.Users, f.Str("user"))
+			r.Count--
+		}
+	case "presence_count":
+		r.Count = int(f.Int("count"))
+	default:
+		return false
+	}
+	return true
+}
+
+// Is reports whether r holds exactly users.
+func (r *Roster) Is(users ...string) bool {
+	if len(r.Users) != len(users) {
+		return false
+	}
+	for _, u := range users {
+		if !r.Users[u] {
+			return false
+		}
+	}
+	return true
+}
+
+// List returns r's users, sorted.
+func (r *Roster) List() []string {
+	out := make([]string, 0, len(r.Users))
+	for u := range r.Users {
+		out = append(out, u)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// WaitRoster reads frames into r until it holds exactly users, or fails
+// the test after Timeout.
+func (c *Client) WaitRoster(t testing.TB, r *Roster, users ...string) {
+	t.Helper()
+	c.WaitFor(t, r, func() bool { return r.Is(users...) }, fmt.Sprintf("presence %v", users))
+}
+
+// WaitFor reads frames into r until done reports true (checked first and
+// after every frame), or fails the test after Timeout naming what.
+func (c *Client) WaitFor(t testing.TB, r *Roster, done func() bool, what string) {
+	t.Helper()
+	c.WaitForWithin(t, Timeout, r, done, what)
+}
+
+// WaitForWithin is WaitFor with a failure bound of its own.
+func (c *Client) WaitForWithin(t testing.TB, bound time.Duration, r *Roster, done func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for !done() {
+		f, err := c.TryNext(time.Until(deadline))
+		if err != nil {
+			t.Fatalf("%s: waiting for %s: %v; roster %v (count %d), last frames %v", c, what, err, r.List(), r.Count, tail(r.Frames, 8))
+		}
+		r.Apply(f)
+	}
+}
+
+func tail(fs []Frame, n int) []Frame {
+	if len(fs) > n {
+		return fs[len(fs)-n:]
+	}
+	return fs
+}

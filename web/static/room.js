@@ -476,6 +476,8 @@
     socket.onmessage = function (e) {
       let data;
       try { data = JSON.parse(e.data); } catch (_) { return; }
+      // presence.js hook (issue 10): every frame, for other scripts.
+      window.dispatchEvent(new CustomEvent("chatd:frame", { detail: data }));
       switch (data.type) {
         case "hello": onHello(data); break;
         case "chat_message": onChat(data); break;
@@ -562,6 +564,13 @@
     input.focus();
     reconnectNow();
   });
+
+  // presence.js hook (issue 10): send a frame if connected; reports whether it went.
+  window.chatdSend = function (obj) {
+    if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+    socket.send(JSON.stringify(obj));
+    return true;
+  };
 
   window.addEventListener("online", reconnectNow);
 
