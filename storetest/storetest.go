@@ -66,6 +66,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"RevocationsPaging", testRevocationsPaging},
 		{"PruneRevocations", testPruneRevocations},
 		{"DeploymentID", testDeploymentID},
+		{"DisplayNames", testDisplayNames},
+		{"ReadPositions", testReadPositions},
 		{"Close", testClose},
 	}
 	for _, tt := range tests {
