@@ -228,7 +228,7 @@ func (s *Server) guest(r *http.Request) *chat.User {
 			break
 		}
 	}
-	return &chat.User{Username: name, DisplayName: name}
+	return &chat.User{Username: name}
 }
 
 // handleHealth is the liveness check: 200 while the process serves.

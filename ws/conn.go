@@ -296,7 +296,7 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, opts JoinOptions) {
 	// Release the writer; a v1 client's hello goes before anything queued.
 	var hello []byte
 	if c.v1 {
-		hello, _ = encodeFrame(helloFrame{Type: "hello", User: c.user.Username, Room: c.roomTag, Protocol: Subprotocol, Echo: c.echo, History: h.history()})
+		hello, _ = encodeFrame(helloFrame{Type: "hello", User: c.user.Username, Name: c.user.DisplayName, Room: c.roomTag, Protocol: Subprotocol, Echo: c.echo, History: h.history()})
 	}
 	c.mu.Lock()
 	if hello != nil && !c.closing {
@@ -579,7 +579,7 @@ func (e eventHandler) OnMessage(sock *gws.Conn, m *gws.Message) {
 		c.strike(c.hub.limits.now())
 		return
 	}
-	post := &core.Post{Room: c.group, UserID: c.user.ID, User: c.user.Username, Text: text, ClientID: id, Origin: c.id,
+	post := &core.Post{Room: c.group, UserID: c.user.ID, User: c.user.Username, Name: c.user.DisplayName, Text: text, ClientID: id, Origin: c.id,
 		Done: func(res core.Result) { c.report(res, id) }}
 	ctx, cancel := context.WithTimeout(context.Background(), submitTimeout)
 	err := c.hub.node.Submit(ctx, post)
