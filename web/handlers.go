@@ -14,25 +14,8 @@ import (
 	"github.com/chatd/chat/ws"
 )
 
-// handleIndex shows the room picker. A no-JavaScript form submit arrives as
-// ?room=name and is redirected, or answered with the reason it is invalid.
-func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
-	data := map[string]any{"MaxLen": chat.MaxRoomNameLen}
-	if r.URL.Query().Has("room") {
-		name := strings.TrimSpace(r.URL.Query().Get("room"))
-		if chat.ValidRoomName(name) {
-			http.Redirect(w, r, roomPath(name), http.StatusFound)
-			return
-		}
-		data["Room"] = name
-		data["Error"] = roomNameRule
-		s.render(w, r, http.StatusBadRequest, "index.html", data)
-		return
-	}
-	s.render(w, r, http.StatusOK, "index.html", data)
-}
-
-const roomNameRule = "A room name is 1 to 100 characters: letters, digits, '_', '-' or '.' (not only dots)."
+// roomNameRule is said wherever a room name is refused.
+var roomNameRule = msg("A room name is 1 to 100 characters: letters, digits, '_', '-' or '.' (not only dots).")
 
 func roomPath(name string) string {
 	return "/chat/" + pathEscape(name) + "/"
@@ -43,7 +26,7 @@ func roomPath(name string) string {
 func (s *Server) handleRoom(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("room")
 	if !chat.ValidRoomName(name) {
-		s.errorPage(w, r, http.StatusNotFound, "No such room", roomNameRule)
+		s.errorPage(w, r, http.StatusNotFound, msg("No such room"), roomNameRule)
 		return
 	}
 	if s.cfg.RequireLogin && s.requireUser(w, r) == nil {
@@ -54,8 +37,10 @@ func (s *Server) handleRoom(w http.ResponseWriter, r *http.Request) {
 		"Room":        name,
 		"Title":       name,
 		"Heading":     "#" + name,
+		"Public":      true,
 		"SocketPath":  "/ws/chat/" + pathEscape(name) + "/",
 		"HistoryPath": "/api/chat/" + pathEscape(name) + "/messages",
+		"ReadPath":    "/api/chat/" + pathEscape(name) + "/read",
 	})
 }
 
@@ -66,7 +51,7 @@ func (s *Server) handlePublicSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !chat.ValidRoomName(name) {
-		s.reject(w, r, http.StatusNotFound, "invalid room name: "+roomNameRule)
+		s.reject(w, r, http.StatusNotFound, "invalid room name: "+roomNameRule.English())
 		return
 	}
 	opts, ok := s.socketOptions(w, r, chat.PublicRoom(name))
@@ -228,7 +213,7 @@ func (s *Server) guest(r *http.Request) *chat.User {
 			break
 		}
 	}
-	return &chat.User{Username: name}
+	return &chat.User{Username: name, DisplayName: s.nickname(r)}
 }
 
 // handleHealth is the liveness check: 200 while the process serves.
@@ -285,5 +270,5 @@ func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "404 Not Found: no WebSocket endpoint at "+r.URL.Path, http.StatusNotFound)
 		return
 	}
-	s.errorPage(w, r, http.StatusNotFound, "Page not found", "There is nothing at "+r.URL.Path+".")
+	s.errorPage(w, r, http.StatusNotFound, msg("Page not found"), msg("There is nothing at %s.", r.URL.Path))
 }

@@ -21,6 +21,9 @@ func (s *Server) routes(static http.Handler) {
 	s.mux.Handle("POST /accounts/logout/{$}", s.withSession(s.handleLogout))
 	s.mux.Handle("GET /accounts/signup/{$}", s.withSession(s.handleSignupForm))
 	s.mux.Handle("POST /accounts/signup/{$}", s.withSession(s.limitSignup(s.handleSignup)))
+	s.mux.Handle("GET /accounts/profile/{$}", s.withSession(s.handleProfile))
+	s.mux.Handle("POST /accounts/profile/{$}", s.withSession(s.handleSaveProfile))
+	s.mux.HandleFunc("POST /i18n/setlang/{$}", s.handleSetLanguage)
 
 	s.mux.Handle("GET /courses/{$}", s.withSession(s.handleCourses))
 	s.mux.Handle("GET /courses/{id}/{$}", s.withSession(s.handleCourse))
@@ -34,6 +37,10 @@ func (s *Server) routes(static http.Handler) {
 	s.mux.Handle("GET /api/chat/{room}/messages", s.withSession(s.handleHistory))
 	s.mux.Handle("GET /api/chat/room/{id}/messages", s.withSession(s.handleHistory))
 	s.mux.Handle("GET /api/chat/dm/{username}/messages", s.withSession(s.handleHistory))
+	s.mux.Handle("POST /api/chat/{room}/read", s.withSession(s.handleMarkRead))
+	s.mux.Handle("POST /api/chat/room/{id}/read", s.withSession(s.handleMarkRead))
+	s.mux.Handle("POST /api/chat/dm/{username}/read", s.withSession(s.handleMarkRead))
+	s.mux.Handle("GET /api/unread", s.withSession(s.handleUnread))
 
 	s.mux.Handle("GET /static/", cacheStatic(http.StripPrefix("/static/", static)))
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
