@@ -35,6 +35,11 @@ type config struct {
 
 	HealthDetails bool
 
+	Language        string // en | es | pt, after parsing
+	languageWarning string // why LANGUAGE from the environment was not used, logged at start
+	languageFromEnv bool   // LANGUAGE came from the environment, not -language
+	UnreadPoll      time.Duration
+
 	SessionTTL     time.Duration
 	AllowSignup    bool
 	AllowAnonymous bool
@@ -148,6 +153,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	e.Duration(&c.LoginWindow, "login-window", "LOGIN_FAILURE_WINDOW", 5*time.Minute, "how long failed logins count, from the first one")
 	e.Bool(&c.TrustProxy, "trust-proxy", "TRUST_PROXY", false, "take the client IP from the last X-Forwarded-For entry (set it behind a reverse proxy such as Caddy)")
 	e.bindLimits(&c.limitsConfig)
+	e.String(&c.Language, "language", "LANGUAGE", "en", "language of pages for visitors who chose none and whose browser (Accept-Language) asks for none chatd speaks: en, es or pt; a gettext list such as pt_BR:pt:en takes its first supported language")
+	e.Duration(&c.UnreadPoll, "unread-poll-interval", "UNREAD_POLL_INTERVAL", 20*time.Second, "how often a signed-in visitor's open pages ask for their unread counts (the badge in the header, the counts on /chat/)")
 	e.Bool(&c.HealthDetails, "health-details", "HEALTH_DETAILS", false, "show connection counts, version and the channel layer's error on /healthz and /readyz to every client; otherwise only to requests from the loopback interface that carry no proxy header (status codes are the same either way)")
 	e.layerFlags(&c.Layer, prefixFromDatabase)
 	fs.Usage = func() { usage(fs, stderr) }
@@ -157,6 +164,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	if err := c.Layer.validate(fs); err != nil {
 		return nil, err
 	}
+	c.languageFromEnv = !flagGiven(fs, "language")
 	return c, c.validate()
 }
 
@@ -314,6 +322,19 @@ func (c *config) validate() error {
 	}
 	if err := c.limitsConfig.validate(); err != nil {
 		return err
+	}
+	if c.UnreadPoll < 100*time.Millisecond {
+		return fmt.Errorf("UNREAD_POLL_INTERVAL must be at least 100ms")
+	}
+	if code, ok := web.ParseLanguage(c.Language); ok {
+		c.Language = code
+	} else if c.languageFromEnv {
+		// LANGUAGE is also gettext's variable, which a shell may set to a
+		// language chatd does not speak: start in English, and say so.
+		c.languageWarning = fmt.Sprintf("LANGUAGE=%q names no language chatd speaks (en, es, pt); pages default to en", c.Language)
+		c.Language = "en"
+	} else {
+		return fmt.Errorf("-language must be en, es or pt, not %q", c.Language)
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(c.LogLevel)); err != nil {
