@@ -32,8 +32,7 @@ func (s *Server) handleRoom(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.RequireLogin && s.requireUser(w, r) == nil {
 		return
 	}
-	s.ensureGuestCookie(w, r)
-	s.render(w, r, http.StatusOK, "room.html", map[string]any{
+	data := map[string]any{
 		"Room":        name,
 		"Title":       name,
 		"Heading":     "#" + name,
@@ -41,7 +40,11 @@ func (s *Server) handleRoom(w http.ResponseWriter, r *http.Request) {
 		"SocketPath":  "/ws/chat/" + pathEscape(name) + "/",
 		"HistoryPath": "/api/chat/" + pathEscape(name) + "/messages",
 		"ReadPath":    "/api/chat/" + pathEscape(name) + "/read",
-	})
+	}
+	if token := s.ensureGuestCookie(w, r); token != nil {
+		data["Guest"] = s.guestFor(r, token)
+	}
+	s.render(w, r, http.StatusOK, "room.html", data)
 }
 
 // handlePublicSocket is the WebSocket of a public room.
@@ -158,10 +161,14 @@ func guestToken(r *http.Request) []byte {
 }
 
 // ensureGuestCookie gives an anonymous visitor of a room page a guest
-// token (HttpOnly, a year), unless it has one.
-func (s *Server) ensureGuestCookie(w http.ResponseWriter, r *http.Request) {
-	if chat.UserFromContext(r.Context()) != nil || guestToken(r) != nil {
-		return
+// token (HttpOnly, a year), unless it has one, and returns the visitor's
+// token (nil for a signed-in user).
+func (s *Server) ensureGuestCookie(w http.ResponseWriter, r *http.Request) []byte {
+	if chat.UserFromContext(r.Context()) != nil {
+		return nil
+	}
+	if token := guestToken(r); token != nil {
+		return token
 	}
 	b := make([]byte, guestTokenBytes)
 	_, _ = rand.Read(b)
@@ -174,6 +181,7 @@ func (s *Server) ensureGuestCookie(w http.ResponseWriter, r *http.Request) {
 		Secure:   s.cfg.Production,
 		SameSite: http.SameSiteLaxMode,
 	})
+	return b
 }
 
 // guestName derives a guest's name from its token and an attempt number:
@@ -195,9 +203,14 @@ func guestName(token []byte, attempt int) string {
 // names, and a name an account of an older chatd holds (or imitates) is
 // skipped here – the next attempt's name is used – so a guest's page never
 // shows someone else's messages as "Me". If the store cannot be asked, the
-// name is used: only such an old account could clash with it.
-func (s *Server) guest(r *http.Request) *chat.User {
-	token := guestToken(r)
+// name is used: only such an old account could clash with it. Its
+// display name is its nickname, if it chose one that still passes
+// chat.CheckNickname (profile.go).
+func (s *Server) guest(r *http.Request) *chat.User { return s.guestFor(r, guestToken(r)) }
+
+// guestFor is guest with the guest token given (nil: a random one), for a
+// page that has just set the cookie.
+func (s *Server) guestFor(r *http.Request, token []byte) *chat.User {
 	if token == nil {
 		token = make([]byte, guestTokenBytes)
 		_, _ = rand.Read(token)

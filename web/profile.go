@@ -69,14 +69,7 @@ func (s *Server) handleProfile(w http.ResponseWriter, r *http.Request) {
 	case s.cfg.RequireLogin:
 		s.requireUser(w, r)
 	default:
-		s.ensureGuestCookie(w, r)
-		if guestToken(r) == nil {
-			// The cookie was just set: the next request carries it and so
-			// the name this page would show.
-			http.Redirect(w, r, r.URL.RequestURI(), http.StatusFound)
-			return
-		}
-		g := s.guest(r)
+		g := s.guestFor(r, s.ensureGuestCookie(w, r))
 		s.render(w, r, http.StatusOK, "profile.html", map[string]any{"Guest": g, "Nickname": g.DisplayName})
 	}
 }
@@ -113,7 +106,7 @@ func (s *Server) handleSaveProfile(w http.ResponseWriter, r *http.Request) {
 		s.requireUser(w, r)
 		return
 	}
-	s.ensureGuestCookie(w, r)
+	token := s.ensureGuestCookie(w, r)
 	nick := chat.NormalizeNickname(r.PostForm.Get("nickname"))
 	data := map[string]any{"Nickname": nick}
 	status := http.StatusOK
@@ -138,10 +131,7 @@ func (s *Server) handleSaveProfile(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	g := &chat.User{Username: "guest"}
-	if guestToken(r) != nil {
-		g = s.guest(r)
-	}
+	g := s.guestFor(r, token)
 	if status == http.StatusOK {
 		g.DisplayName = nick
 	}

@@ -52,6 +52,7 @@
     if (!badge) return;
     badge.hidden = !n;
     badge.textContent = "";
+    badge.dataset.count = String(n);
     if (!n) return;
     const num = document.createElement("span");
     num.setAttribute("aria-hidden", "true");
@@ -62,7 +63,6 @@
     badge.title = words.textContent;
     badge.appendChild(num);
     badge.appendChild(words);
-    badge.dataset.count = String(n);
   }
 
   let timer = null;

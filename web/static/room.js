@@ -715,11 +715,13 @@
     markTimer = setTimeout(markRead, 300);
   }
   function markRead() {
+    clearTimeout(markTimer);
     markTimer = null;
     if (document.visibilityState === "hidden" || maxSeq <= marked) return;
     const seq = maxSeq;
     fetch(readURL, {
       method: "POST",
+      keepalive: true, // also when the page is being left
       credentials: "same-origin",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ seq: seq }),
@@ -732,6 +734,8 @@
   document.addEventListener("visibilitychange", function () {
     if (document.visibilityState === "visible") markSoon();
   });
+  // Leaving the page with a report still waiting sends it now.
+  window.addEventListener("pagehide", function () { if (markTimer) markRead(); });
 
   // A guest's recent public rooms, for the room list (index.js).
   function rememberRoom() {
