@@ -500,10 +500,16 @@ func TestBrowserUnreadCounts(t *testing.T) {
 	waitJS(t, bob, badge+` === '0'`)
 	open(t, bob, base, "/chat/", `document.getElementById('dm-rooms') !== null`)
 	waitJS(t, bob, dmRow+` === 'Alice Liddell|0'`)
-	// A message while he is in the room is read at once: no badge.
+	// A message while he is in the room is being read: no badge, there
+	// (two answers of the poll after the message came) or afterwards.
 	open(t, bob, base, "/chat/dm/alice/", pageOnline)
 	say(t, alice, "one more")
 	run(t, bob, poll(hasMessage("one more")))
+	polls := eval[string](t, bob, `document.body.dataset.unreadPolls || '0'`)
+	waitJS(t, bob, `Number(document.body.dataset.unreadPolls || 0) >= `+polls+` + 2`)
+	if got := eval[string](t, bob, badge); got != "0" {
+		t.Errorf("in the room with alice, bob's header counts %s unread", got)
+	}
 	open(t, bob, base, "/chat/", `document.getElementById('dm-rooms') !== null`)
 	waitJS(t, bob, dmRow+` === 'Alice Liddell|0' && `+badge+` === '0'`)
 }

@@ -10,7 +10,8 @@
 // dates, times and numbers.
 //
 // The badge counts unread messages in the user's course rooms and private
-// conversations (from stored history, GET /api/unread); it is refreshed
+// conversations (from stored history, GET /api/unread), less the room the
+// page shows, if any; it is refreshed
 // every data-unread-poll milliseconds (UNREAD_POLL_INTERVAL), at once when
 // the page becomes visible again, and by room.js after it reports what it
 // has shown. The room list (/chat/) updates its per-room badges from the
@@ -67,6 +68,7 @@
 
   let timer = null;
   let inflight = false;
+  let polls = 0;
   function poll() {
     clearTimeout(timer);
     timer = null;
@@ -76,8 +78,12 @@
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (body) {
         if (!body) return;
-        show(document.getElementById("nav-unread"), body.total || 0);
         const rooms = body.rooms || {};
+        // The room this page shows is being read: it does not count.
+        const here = document.getElementById("chat");
+        let total = body.total || 0;
+        if (here && !here.dataset.public && rooms[here.dataset.room]) total -= rooms[here.dataset.room];
+        show(document.getElementById("nav-unread"), Math.max(0, total));
         document.querySelectorAll("[data-room-key]").forEach(function (li) {
           show(li.querySelector(".badge.unread"), rooms[li.dataset.roomKey] || 0);
         });
@@ -85,6 +91,8 @@
       .catch(function () { /* offline: the next poll tries again */ })
       .finally(function () {
         inflight = false;
+        polls++;
+        document.body.dataset.unreadPolls = String(polls); // for tests: answers seen
         // A hidden page asks less often.
         timer = setTimeout(poll, document.visibilityState === "hidden" ? every * 4 : every);
       });

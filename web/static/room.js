@@ -707,18 +707,23 @@
   }
 
   // Read positions (signed-in users): the newest seq shown is reported
-  // once things have settled and whenever the page is visible again.
+  // when things have settled, at most every MARK_EVERY ms while messages
+  // keep coming (each report is a write to the database), whenever the
+  // page becomes visible again, and when it is left.
+  const MARK_EVERY = 3000;
   let markTimer = null;
   let marked = -1;
+  let markedAt = 0;
   function markSoon() {
     if (!readURL || markTimer) return;
-    markTimer = setTimeout(markRead, 300);
+    markTimer = setTimeout(markRead, Math.max(300, markedAt + MARK_EVERY - Date.now()));
   }
-  function markRead() {
+  function markRead(leaving) {
     clearTimeout(markTimer);
     markTimer = null;
-    if (document.visibilityState === "hidden" || maxSeq <= marked) return;
+    if ((document.visibilityState === "hidden" && leaving !== true) || maxSeq <= marked) return;
     const seq = maxSeq;
+    markedAt = Date.now();
     fetch(readURL, {
       method: "POST",
       keepalive: true, // also when the page is being left
@@ -733,9 +738,10 @@
   }
   document.addEventListener("visibilitychange", function () {
     if (document.visibilityState === "visible") markSoon();
+    else if (markTimer) markRead(true);
   });
   // Leaving the page with a report still waiting sends it now.
-  window.addEventListener("pagehide", function () { if (markTimer) markRead(); });
+  window.addEventListener("pagehide", function () { if (markTimer) markRead(true); });
 
   // A guest's recent public rooms, for the room list (index.js).
   function rememberRoom() {
