@@ -367,6 +367,12 @@ func TestBrowserGuestName(t *testing.T) {
 		t.Errorf("the guest sees:\n%s\nwant:\n%s", got, want)
 	}
 
+	// The room list remembers the rooms this browser was in.
+	open(t, guest, base, "/chat/", `document.getElementById('recent-list') !== null`)
+	if got := eval[string](t, guest, `[...document.querySelectorAll('#recent-list a')].map(a => a.textContent + ' ' + a.getAttribute('href')).join(',')`); got != "#lobby /chat/lobby/" {
+		t.Errorf("the guest's recent rooms: %q", got)
+	}
+
 	// A nickname: refused when reserved or like an account, then taken.
 	for _, tc := range []struct{ nick, says string }{
 		{"Admin", "reserved"},

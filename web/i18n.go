@@ -317,12 +317,11 @@ func (s *Server) matchedCode(i int) string {
 	return codes[i]
 }
 
-// withLanguage puts the request's Localizer in its context and tells
-// caches that pages vary by language.
+// withLanguage puts the request's Localizer in its context (render tells
+// caches that pages vary by language).
 func (s *Server) withLanguage(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		loc := s.localizerFor(s.requestLanguage(r))
-		w.Header().Add("Vary", "Accept-Language, Cookie")
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), localizerKey{}, loc)))
 	})
 }

@@ -245,6 +245,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page
 	data["UnreadPoll"] = s.cfg.UnreadPoll.Milliseconds()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Add("Vary", "Accept-Language, Cookie")
 	w.WriteHeader(status)
 	if err := s.pages[page].ExecuteTemplate(w, "base", data); err != nil {
 		s.log.Error("web: render", "page", page, "err", err)
