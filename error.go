@@ -22,6 +22,12 @@ const (
 type Error struct {
 	Code    string
 	Message string
+
+	// Format and Args are what Errorf made Message from, so that a page
+	// can show the message in its reader's language (Format is the key of
+	// its translation). Empty for an Error made as a literal.
+	Format string
+	Args   []any
 }
 
 // Error implements the error interface.
@@ -31,7 +37,7 @@ func (e *Error) Error() string {
 
 // Errorf returns an *Error with the given code and a formatted message.
 func Errorf(code, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...), Format: format, Args: args}
 }
 
 // ErrorCode returns the code of the first *Error in err's chain, EINTERNAL

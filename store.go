@@ -103,6 +103,12 @@ type Store interface {
 	// SetUserAdmin grants (admin true) or takes away the administrator
 	// flag (User.IsAdmin) of an account. ENOTFOUND if there is no such user.
 	SetUserAdmin(ctx context.Context, userID int64, admin bool) error
+	// SetDisplayName sets the display name of the account with userID,
+	// trimmed of surrounding space; it must pass ValidateDisplayName (""
+	// shows the username instead). ENOTFOUND if there is no such user.
+	// Messages already written keep the name they were written under
+	// (Message.Name).
+	SetDisplayName(ctx context.Context, userID int64, name string) error
 
 	// DeleteUser removes an account with its sessions and enrollments. It
 	// fails with ECONFLICT while the user owns courses, and with ENOTFOUND if
@@ -156,7 +162,8 @@ type Store interface {
 	CoursesForUser(ctx context.Context, userID int64) ([]*Course, error)
 
 	// DeleteCourse removes a course, its enrollments and its chat room (the
-	// messages and the sequence counter of CourseRoomKey(id)).
+	// messages, the sequence counter and the read positions of
+	// CourseRoomKey(id)).
 	// ENOTFOUND if there is none.
 	DeleteCourse(ctx context.Context, id int64) error
 
@@ -233,6 +240,25 @@ type Store interface {
 	// therefore stays until the newer one is old too.
 	PruneMessages(ctx context.Context, olderThan time.Time, maxPerRoom int) (int64, error)
 
+	// MarkRead records that userID has seen room up to seq (at least 0),
+	// at time at: the read position only moves forward (a lower seq keeps
+	// the higher one), and the time is kept as the room's last visit,
+	// which orders RoomReads. A room need not have messages yet. ENOTFOUND
+	// if the user does not exist, EINVALID for a guest (id 0), an empty
+	// room or a negative seq.
+	MarkRead(ctx context.Context, userID int64, room string, seq int64, at time.Time) error
+
+	// RoomReads returns how far userID has read each of their rooms: the
+	// rooms they have read (MarkRead), at most MaxRoomReads, most recently
+	// read first; then the private rooms they are one of the two people of
+	// (DMRoom keys with a stored message) and the rooms in also (for
+	// example their course rooms) that are not among those, in key order.
+	// Each room appears once. Unread counts the room's stored messages
+	// after the read position that others wrote, up to MaxUnread. Rooms
+	// that were never read have a zero ReadAt and count every stored
+	// message of others.
+	RoomReads(ctx context.Context, userID int64, also []string) ([]RoomRead, error)
+
 	// Revocations returns, oldest first, up to limit (at least 1, EINVALID
 	// otherwise) of the access revocations recorded with Version > after.
 	// Every store method that takes access away records one in the same
@@ -306,6 +332,7 @@ type Message struct {
 	Seq       int64     // position in the room, from 1; set by the store
 	UserID    int64     // the sender's account id; 0 for a guest or a bot
 	User      string    // the sender's name as shown in frames
+	Name      string    // the sender's display name when it was written ("" for none)
 	ClientID  string    // the id the sender gave the message ("" if none)
 	Text      string    // the message
 	Time      time.Time // when it entered the room (server clock, UTC)
@@ -319,6 +346,23 @@ func (m *Message) SenderKey() string {
 		return "u:" + strconv.FormatInt(m.UserID, 10)
 	}
 	return "n:" + m.User
+}
+
+// MaxUnread is where RoomRead.Unread stops counting: a page shows "99+".
+const MaxUnread = 100
+
+// MaxRoomReads is the most recently read rooms that RoomReads returns (and
+// also at most that many private rooms).
+const MaxRoomReads = 200
+
+// RoomRead is how far one user has read one room; see Store.RoomReads.
+type RoomRead struct {
+	Room     string    // the room's Key
+	LastRead int64     // the highest seq the user has seen (0: none)
+	ReadAt   time.Time // when the user last read the room (zero: never)
+	LastSeq  int64     // the room's last seq (0: no message yet)
+	LastAt   time.Time // when its newest stored message was written (zero: none stored)
+	Unread   int       // stored messages after LastRead that others wrote, at most MaxUnread
 }
 
 // MessageQuery selects stored messages of one room; see Store.Messages.

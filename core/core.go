@@ -111,6 +111,7 @@ type Post struct {
 	Room     string // the room's Key
 	UserID   int64  // 0 for guests and bots
 	User     string // name shown in frames
+	Name     string // the sender's display name ("" for none), stored with the message
 	Text     string
 	ClientID string // optional; makes retries idempotent
 	Origin   uint64 // the sending connection, passed to Publisher
@@ -226,7 +227,7 @@ func (n *Node) Store() chat.Store { return n.store }
 // publishes at once and calls p.Done before returning.
 func (n *Node) Submit(ctx context.Context, p *Post) error {
 	if n.store == nil {
-		m := &chat.Message{Room: p.Room, UserID: p.UserID, User: p.User, ClientID: p.ClientID, Text: p.Text, Time: n.now()}
+		m := &chat.Message{Room: p.Room, UserID: p.UserID, User: p.User, Name: p.Name, ClientID: p.ClientID, Text: p.Text, Time: n.now()}
 		err := n.pub.Publish(ctx, m, p.Origin)
 		if p.Done != nil {
 			p.Done(Result{Message: m, Err: err})
@@ -280,7 +281,7 @@ func (n *Node) commitLoop() {
 		msgs = msgs[:0]
 		now := n.now()
 		for _, p := range posts {
-			msgs = append(msgs, &chat.Message{Room: p.Room, UserID: p.UserID, User: p.User, ClientID: p.ClientID, Text: p.Text, Time: now})
+			msgs = append(msgs, &chat.Message{Room: p.Room, UserID: p.UserID, User: p.User, Name: p.Name, ClientID: p.ClientID, Text: p.Text, Time: now})
 		}
 		n.commit(posts, msgs)
 		clear(posts)

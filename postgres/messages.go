@@ -93,6 +93,7 @@ func (s *Store) AppendMessages(ctx context.Context, msgs []*chat.Message) error 
 		n := len(rows)
 		var (
 			room, sender, user, clientID, body = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+			name                               = make([]string, n)
 			seq, userID                        = make([]int64, n), make([]int64, n)
 			created                            = make([]time.Time, n)
 		)
@@ -100,11 +101,12 @@ func (s *Store) AppendMessages(ctx context.Context, msgs []*chat.Message) error 
 			m := row.Msg
 			room[i], seq[i], sender[i], userID[i] = m.Room, row.Seq, row.SenderKey, m.UserID
 			user[i], clientID[i], body[i], created[i] = m.User, m.ClientID, m.Text, row.Time
+			name[i] = m.Name
 		}
 		var write pgx.Batch
-		write.Queue(`INSERT INTO messages (room, seq, sender_key, user_id, username, client_id, body, created_at)
-			SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])`,
-			room, seq, sender, userID, user, clientID, body, created)
+		write.Queue(`INSERT INTO messages (room, seq, sender_key, user_id, username, client_id, body, created_at, display_name)
+			SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[])`,
+			room, seq, sender, userID, user, clientID, body, created, name)
 		for _, r := range b.Rooms {
 			if r.Next != r.Last {
 				write.Queue(`UPDATE rooms SET last_seq = $2 WHERE key = $1`, r.Key, r.Next)
@@ -134,7 +136,7 @@ func (s *Store) Messages(ctx context.Context, room string, q chat.MessageQuery) 
 	if q.Newest {
 		order = "DESC"
 	}
-	rows, err := s.pool.Query(ctx, `SELECT seq, user_id, username, client_id, body, created_at
+	rows, err := s.pool.Query(ctx, `SELECT seq, user_id, username, display_name, client_id, body, created_at
 		FROM messages WHERE room = $1 AND seq > $2 AND seq < $3 ORDER BY seq `+order+` LIMIT $4`,
 		room, q.After, before, q.Limit)
 	if err != nil {
@@ -142,7 +144,7 @@ func (s *Store) Messages(ctx context.Context, room string, q chat.MessageQuery) 
 	}
 	msgs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*chat.Message, error) {
 		m := &chat.Message{Room: room}
-		err := row.Scan(&m.Seq, &m.UserID, &m.User, &m.ClientID, &m.Text, &m.Time)
+		err := row.Scan(&m.Seq, &m.UserID, &m.User, &m.Name, &m.ClientID, &m.Text, &m.Time)
 		m.Time = m.Time.UTC()
 		return m, err
 	})

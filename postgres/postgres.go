@@ -91,7 +91,8 @@ func KnownSchemaVersion() int {
 const migrationLock = 0x63686174 // "chat"
 
 // Migrate brings the database schema up to KnownSchemaVersion, applying every
-// pending migration in one transaction, so that a failure leaves the schema
+// embedded migration not yet recorded in schema_version (see
+// migrations.Load on gaps in the numbering) in one transaction, so that a failure leaves the schema
 // as it was. Running it on an up-to-date database does nothing. A
 // transaction-scoped advisory lock makes chatd processes that start together
 // take turns: the first migrates, the others then find nothing to do. It
@@ -121,15 +122,20 @@ func (s *Store) Migrate(ctx context.Context) error {
 	)`); err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
-	var current int
-	if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_version`).Scan(&current); err != nil {
+	rows, err := tx.Query(ctx, `SELECT version FROM schema_version`)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	applied, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
 	ms := loadMigrations()
-	if known := ms[len(ms)-1].Version; current > known {
-		return fmt.Errorf("postgres: database schema version %d is newer than this chatd (knows %d); upgrade chatd", current, known)
+	pending, unknown := migrations.Pending(ms, applied)
+	if unknown != 0 {
+		return fmt.Errorf("postgres: database schema version %d is newer than this chatd (knows %d); upgrade chatd", unknown, ms[len(ms)-1].Version)
 	}
-	for _, m := range ms[current:] {
+	for _, m := range pending {
 		// Without arguments Exec uses the simple protocol, which runs a
 		// script of several statements.
 		if _, err := tx.Exec(ctx, m.SQL); err != nil {
@@ -623,6 +629,9 @@ func (s *Store) DeleteCourse(ctx context.Context, id int64) error {
 		return fmt.Errorf("postgres: delete course: %w", err)
 	}
 	if _, err := tx.Exec(ctx, `DELETE FROM messages WHERE room = $1`, room); err != nil {
+		return fmt.Errorf("postgres: delete course: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM room_reads WHERE room = $1`, room); err != nil {
 		return fmt.Errorf("postgres: delete course: %w", err)
 	}
 	if err := revoke(ctx, tx, chat.Revocation{CourseID: id, Reason: reasonCourseDeleted}); err != nil {

@@ -52,14 +52,14 @@ func (s *Store) AppendMessages(ctx context.Context, msgs []*chat.Message) error 
 	}
 	rows := b.Plan()
 	ins, err := tx.PrepareContext(ctx, `INSERT INTO messages
-		(room, seq, sender_key, user_id, username, client_id, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+		(room, seq, sender_key, user_id, username, display_name, client_id, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return fmt.Errorf("sqlite: append messages: %w", err)
 	}
 	defer ins.Close()
 	for _, row := range rows {
 		m := row.Msg
-		if _, err := ins.ExecContext(ctx, m.Room, row.Seq, row.SenderKey, m.UserID, m.User, m.ClientID, m.Text,
+		if _, err := ins.ExecContext(ctx, m.Room, row.Seq, row.SenderKey, m.UserID, m.User, m.Name, m.ClientID, m.Text,
 			row.Time.UnixMicro()); err != nil {
 			return fmt.Errorf("sqlite: append messages: insert: %w", err)
 		}
@@ -134,7 +134,7 @@ func (s *Store) Messages(ctx context.Context, room string, q chat.MessageQuery) 
 	if q.Newest {
 		order = "DESC"
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT seq, user_id, username, client_id, body, created_at
+	rows, err := s.rdb.QueryContext(ctx, `SELECT seq, user_id, username, display_name, client_id, body, created_at
 		FROM messages WHERE room = ? AND seq > ? AND seq < ? ORDER BY seq `+order+` LIMIT ?`,
 		room, q.After, before, q.Limit)
 	if err != nil {
@@ -145,7 +145,7 @@ func (s *Store) Messages(ctx context.Context, room string, q chat.MessageQuery) 
 	for rows.Next() {
 		m := &chat.Message{Room: room}
 		var created int64
-		if err := rows.Scan(&m.Seq, &m.UserID, &m.User, &m.ClientID, &m.Text, &created); err != nil {
+		if err := rows.Scan(&m.Seq, &m.UserID, &m.User, &m.Name, &m.ClientID, &m.Text, &created); err != nil {
 			return nil, fmt.Errorf("sqlite: messages: %w", err)
 		}
 		m.Time = fromMicros(created)

@@ -120,7 +120,8 @@ func KnownSchemaVersion() int {
 }
 
 // Migrate brings the database schema up to KnownSchemaVersion, applying every
-// pending migration in one transaction, so that a failure leaves the schema
+// embedded migration not yet recorded in schema_version (see
+// migrations.Load on gaps in the numbering) in one transaction, so that a failure leaves the schema
 // as it was. Running it on an up-to-date database does nothing. It refuses a
 // database whose schema is newer than this binary knows: an older chatd must
 // not write to a database whose meaning it does not understand.
@@ -136,15 +137,28 @@ func (s *Store) Migrate(ctx context.Context) error {
 	) STRICT`); err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	var current int
-	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_version`).Scan(&current); err != nil {
+	var applied []int
+	rows, err := tx.QueryContext(ctx, `SELECT version FROM schema_version`)
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return fmt.Errorf("sqlite: migrate: %w", err)
+		}
+		applied = append(applied, v)
+	}
+	if err := rows.Close(); err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
 	ms := loadMigrations()
-	if known := ms[len(ms)-1].Version; current > known {
-		return fmt.Errorf("sqlite: database schema version %d is newer than this chatd (knows %d); upgrade chatd", current, known)
+	pending, unknown := migrations.Pending(ms, applied)
+	if unknown != 0 {
+		return fmt.Errorf("sqlite: database schema version %d is newer than this chatd (knows %d); upgrade chatd", unknown, ms[len(ms)-1].Version)
 	}
-	for _, m := range ms[current:] {
+	for _, m := range pending {
 		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 			return fmt.Errorf("sqlite: migration %s: %w", m.Name, err)
 		}
@@ -188,6 +202,8 @@ func isUnique(err error) bool {
 	c := sqliteCode(err)
 	return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 }
+
+func isForeignKey(err error) bool { return sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY }
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -665,6 +681,9 @@ func (s *Store) DeleteCourse(ctx context.Context, id int64) error {
 		return fmt.Errorf("sqlite: delete course: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM rooms WHERE key = ?`, room); err != nil {
+		return fmt.Errorf("sqlite: delete course: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM room_reads WHERE room = ?`, room); err != nil {
 		return fmt.Errorf("sqlite: delete course: %w", err)
 	}
 	if err := revoke(ctx, tx, chat.Revocation{CourseID: id, Reason: reasonCourseDeleted}); err != nil {

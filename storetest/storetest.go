@@ -72,6 +72,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"RenameCourse", testRenameCourse},
 		{"APIKeys", testAPIKeys},
 		{"APIKeysInvalid", testAPIKeysInvalid},
+		{"DisplayNames", testDisplayNames},
+		{"ReadPositions", testReadPositions},
 		{"Close", testClose},
 	}
 	for _, tt := range tests {

@@ -36,7 +36,7 @@ func (s *Server) apiRoom(w http.ResponseWriter, r *http.Request) (chat.Room, boo
 	case r.PathValue("room") != "":
 		name := r.PathValue("room")
 		if !chat.ValidRoomName(name) {
-			apiError(w, http.StatusNotFound, "not_found", "invalid room name: "+roomNameRule)
+			apiError(w, http.StatusNotFound, "not_found", "invalid room name: "+roomNameRule.English())
 			return chat.Room{}, false
 		}
 		if s.cfg.RequireLogin && u == nil {
@@ -49,15 +49,15 @@ func (s *Server) apiRoom(w http.ResponseWriter, r *http.Request) (chat.Room, boo
 		return chat.Room{}, false
 	case r.PathValue("id") != "":
 		c, status, reason := s.courseAccess(r, u)
-		if c == nil {
-			apiError(w, status, apiCode(status), reason)
+		if status != http.StatusOK {
+			apiError(w, status, apiCode(status), reason.English())
 			return chat.Room{}, false
 		}
 		return chat.CourseRoom(c.ID), true
 	default:
 		peer, status, reason := s.dmPeer(r, u)
 		if peer == nil {
-			apiError(w, status, apiCode(status), reason)
+			apiError(w, status, apiCode(status), reason.English())
 			return chat.Room{}, false
 		}
 		return chat.DMRoom(u.ID, peer.ID), true

@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -85,8 +84,8 @@ func (s *Server) unavailable(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, http.StatusServiceUnavailable, "the account database is unavailable, try again later")
 		return
 	}
-	s.errorPage(w, r, http.StatusServiceUnavailable, "Service unavailable",
-		"The account database cannot be reached right now. Try again in a moment.")
+	s.errorPage(w, r, http.StatusServiceUnavailable, msg("Service unavailable"),
+		msg("The account database cannot be reached right now. Try again in a moment."))
 }
 
 func (s *Server) setSessionCookie(w http.ResponseWriter, sess *chat.Session) {
@@ -180,7 +179,7 @@ func (s *Server) handleLoginForm(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
-		s.errorPage(w, r, http.StatusBadRequest, "Bad request", "The login form could not be read.")
+		s.errorPage(w, r, http.StatusBadRequest, msg("Bad request"), msg("The login form could not be read."))
 		return
 	}
 	username := strings.TrimSpace(r.PostForm.Get("username"))
@@ -188,7 +187,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.PostForm.Get("next"), "/chat/")
 	data := map[string]any{"Username": username, "Next": safeNext(r.PostForm.Get("next"), "")}
 	if username == "" || pw == "" {
-		data["Error"] = "Enter your username and password."
+		data["Error"] = msg("Enter your username and password.")
 		s.render(w, r, http.StatusBadRequest, "login.html", data)
 		return
 	}
@@ -217,7 +216,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		s.throttle.Fail(ip, username)
 		s.log.Info("web: login failed", "username", username, "peer", r.RemoteAddr)
-		data["Error"] = "Wrong username or password. Both are checked together; the password is case-sensitive."
+		data["Error"] = msg("Wrong username or password. Both are checked together; the password is case-sensitive.")
 		s.render(w, r, http.StatusBadRequest, "login.html", data)
 		return
 	}
@@ -246,20 +245,21 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 func (s *Server) tooManyAttempts(w http.ResponseWriter, r *http.Request, wait time.Duration, data map[string]any) {
 	secs := int(wait.Round(time.Second).Seconds())
 	w.Header().Set("Retry-After", strconv.Itoa(max(1, secs)))
-	data["Error"] = fmt.Sprintf("Too many failed sign-in attempts. Wait %s and try again.", humanWait(wait))
+	if n, minutes := waitUnits(wait); minutes {
+		data["Error"] = msg("Too many failed sign-in attempts. Wait %d minutes and try again.", n)
+	} else {
+		data["Error"] = msg("Too many failed sign-in attempts. Wait %d seconds and try again.", n)
+	}
 	s.render(w, r, http.StatusTooManyRequests, "login.html", data)
 }
 
-func humanWait(d time.Duration) string {
+// waitUnits returns a wait to show: whole seconds up to a minute, else
+// whole minutes rounded up (minutes true).
+func waitUnits(d time.Duration) (n int, minutes bool) {
 	if d <= time.Minute {
-		n := max(1, int(d.Round(time.Second).Seconds()))
-		if n == 1 {
-			return "1 second"
-		}
-		return strconv.Itoa(n) + " seconds"
+		return max(1, int(d.Round(time.Second).Seconds())), false
 	}
-	n := int((d + time.Minute - 1) / time.Minute)
-	return strconv.Itoa(n) + " minutes"
+	return int((d + time.Minute - 1) / time.Minute), true
 }
 
 // startSession ends the request's current session, if any, starts one for
@@ -306,8 +306,8 @@ func (s *Server) handleLogoutForm(w http.ResponseWriter, r *http.Request) {
 // "logged out"; the user's other sessions keep theirs) and clears the cookie.
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	if sess := sessionFromContext(r.Context()); sess != nil && sess.External != "" {
-		s.errorPage(w, r, http.StatusConflict, "Signed in through the Django site",
-			"You are signed in with your account on the Django site; sign out there, and chatd signs you out too.")
+		s.errorPage(w, r, http.StatusConflict, plain("Signed in through the Django site"),
+			plain("You are signed in with your account on the Django site; sign out there, and chatd signs you out too."))
 		return
 	}
 	if sess := sessionFromContext(r.Context()); sess != nil {
@@ -322,8 +322,8 @@ func (s *Server) signupClosed(w http.ResponseWriter, r *http.Request) bool {
 	if !s.cfg.DisableSignup {
 		return false
 	}
-	s.errorPage(w, r, http.StatusForbidden, "Sign-up is closed",
-		"This server does not let visitors create accounts. Ask an administrator for one.")
+	s.errorPage(w, r, http.StatusForbidden, msg("Sign-up is closed"),
+		msg("This server does not let visitors create accounts. Ask an administrator for one."))
 	return true
 }
 
@@ -342,24 +342,24 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
-		s.errorPage(w, r, http.StatusBadRequest, "Bad request", "The sign-up form could not be read.")
+		s.errorPage(w, r, http.StatusBadRequest, msg("Bad request"), msg("The sign-up form could not be read."))
 		return
 	}
 	f := r.PostForm
 	u := &chat.User{Username: chat.NormalizeUsername(strings.TrimSpace(f.Get("username"))), DisplayName: strings.TrimSpace(f.Get("display_name"))}
 	pw, pw2 := f.Get("password"), f.Get("password2")
 	data := map[string]any{"Username": u.Username, "DisplayName": u.DisplayName, "Next": safeNext(f.Get("next"), "")}
-	fail := func(status int, msg string) {
-		data["Error"] = msg
+	fail := func(status int, reason text) {
+		data["Error"] = reason
 		s.render(w, r, status, "signup.html", data)
 	}
 	switch err := chat.CheckNewUsername(r.Context(), s.store, u.Username, true); chat.ErrorCode(err) {
 	case "":
 	case chat.EINVALID:
-		fail(http.StatusBadRequest, chat.ErrorMessage(err)+".")
+		fail(http.StatusBadRequest, errorText(err))
 		return
 	case chat.ECONFLICT:
-		fail(http.StatusConflict, "That username is taken, or too like an existing one ("+chat.ErrorMessage(err)+"). Choose another one.")
+		fail(http.StatusConflict, msg("That username is taken, or too like an existing one (%s). Choose another one.", s.localizer(r).Text(errorText(err))))
 		return
 	default:
 		s.log.Error("web: check username", "err", err)
@@ -367,36 +367,36 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := chat.ValidateDisplayName(u.DisplayName); err != nil {
-		fail(http.StatusBadRequest, chat.ErrorMessage(err)+".")
+		fail(http.StatusBadRequest, errorText(err))
 		return
 	}
 	switch {
 	case len([]rune(pw)) < MinPasswordLen:
-		fail(http.StatusBadRequest, fmt.Sprintf("The password must be at least %d characters long.", MinPasswordLen))
+		fail(http.StatusBadRequest, msg("The password must be at least %d characters long.", MinPasswordLen))
 		return
 	case len(pw) > password.MaxLen:
-		fail(http.StatusBadRequest, fmt.Sprintf("The password must be at most %d bytes long.", password.MaxLen))
+		fail(http.StatusBadRequest, msg("The password must be at most %d bytes long.", password.MaxLen))
 		return
 	case pw != pw2:
-		fail(http.StatusBadRequest, "The two passwords differ.")
+		fail(http.StatusBadRequest, msg("The two passwords differ."))
 		return
 	case strings.EqualFold(pw, u.Username):
-		fail(http.StatusBadRequest, "The password must not be the username.")
+		fail(http.StatusBadRequest, msg("The password must not be the username."))
 		return
 	}
 	hash, err := password.Hash(pw)
 	if err != nil {
-		fail(http.StatusBadRequest, "That password cannot be used.")
+		fail(http.StatusBadRequest, msg("That password cannot be used."))
 		return
 	}
 	err = s.store.CreateUser(r.Context(), u, hash)
 	switch chat.ErrorCode(err) {
 	case "":
 	case chat.ECONFLICT:
-		fail(http.StatusConflict, "That username is taken, or too like an existing one (usernames ignore case, width and look-alike letters). Choose another one.")
+		fail(http.StatusConflict, msg("That username is taken, or too like an existing one (usernames ignore case, width and look-alike letters). Choose another one."))
 		return
 	case chat.EINVALID:
-		fail(http.StatusBadRequest, chat.ErrorMessage(err))
+		fail(http.StatusBadRequest, errorText(err))
 		return
 	default:
 		s.log.Error("web: create user", "err", err)

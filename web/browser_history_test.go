@@ -576,8 +576,8 @@ func TestBrowserRefusedMessageKeepsText(t *testing.T) {
 }
 
 // TestBrowserRateLimitedMessageIsRetried: a message refused as rate
-// limited (a transient refusal) stays pending, says why, is sent again by
-// the page itself and is stored once.
+// limited (a transient refusal) stays pending, says why in words a person
+// can act on, is sent again by the page itself and is stored once.
 func TestBrowserRateLimitedMessageIsRetried(t *testing.T) {
 	srv := startHistoryChatd(t, "-rate-limit", "0.25") // one message, then one per 4 s
 	ctx := browser(t)
@@ -590,7 +590,7 @@ func TestBrowserRateLimitedMessageIsRetried(t *testing.T) {
 	say(t, ctx, "first")
 	say(t, ctx, "second")
 	waitJS(t, ctx, hasMessage("second")+` && `+outboxEmpty)
-	if !eval[bool](t, ctx, `notes.some(n => n.startsWith('Not stored yet') && n.includes('too many'))`) {
+	if !eval[bool](t, ctx, `notes.some(n => n.startsWith('You are sending messages too fast'))`) {
 		t.Errorf("the refused message never said why it waited; notes: %v", eval[[]string](t, ctx, `notes`))
 	}
 	want := []string{"first", "second"}
@@ -642,7 +642,7 @@ func TestBrowserResumeAfterRetention(t *testing.T) {
 	waitFor(t, "retention ran", func() bool { return strings.Contains(srv.Stderr(), "history retention removed old messages") })
 	px.refuse(false)
 	waitJS(t, ctx, pageConnected+` && `+hasMessage("m10"))
-	const lines = `[...document.querySelectorAll('#chat-log li:not(.older)')].map(e => e.querySelector('.text').textContent).join('\n')`
+	const lines = `[...document.querySelectorAll('#chat-log li:not(.older):not(.day):not(.presence-line)')].map(e => e.querySelector('.text').textContent).join('\n')`
 	if got, want := eval[string](t, ctx, lines), "seen\nolder messages were removed\nm8\nm9\nm10"; got != want {
 		t.Errorf("the log reads:\n%s\nwant:\n%s", got, want)
 	}

@@ -14,39 +14,21 @@ import (
 	"github.com/chatd/chat/ws"
 )
 
-// handleIndex shows the room picker. A no-JavaScript form submit arrives as
-// ?room=name and is redirected, or answered with the reason it is invalid.
-func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
-	data := map[string]any{"MaxLen": chat.MaxRoomNameLen}
-	if r.URL.Query().Has("room") {
-		name := strings.TrimSpace(r.URL.Query().Get("room"))
-		rule := s.roomRule(name)
-		if rule == "" {
-			http.Redirect(w, r, roomPath(name), http.StatusFound)
-			return
-		}
-		data["Room"] = name
-		data["Error"] = rule
-		s.render(w, r, http.StatusBadRequest, "index.html", data)
-		return
-	}
-	s.render(w, r, http.StatusOK, "index.html", data)
-}
+// roomNameRule is said wherever a room name is refused.
+var roomNameRule = msg("A room name is 1 to 100 characters: letters, digits, '_', '-' or '.' (not only dots).")
 
-const roomNameRule = "A room name is 1 to 100 characters: letters, digits, '_', '-' or '.' (not only dots)."
-
-// roomRule returns why name cannot be a public room here ("" if it can):
+// roomRule returns why name cannot be a public room here, and false; or true:
 // chatd's rule, then the channel layer's (Config.CheckRoom).
-func (s *Server) roomRule(name string) string {
+func (s *Server) roomRule(name string) (text, bool) {
 	if !chat.ValidRoomName(name) {
-		return roomNameRule
+		return roomNameRule, false
 	}
 	if s.cfg.CheckRoom != nil {
 		if err := s.cfg.CheckRoom(name); err != nil {
-			return capitalize(err.Error())
+			return plain(asSentence(err.Error())), false
 		}
 	}
-	return ""
+	return text{}, true
 }
 
 func roomPath(name string) string {
@@ -57,21 +39,26 @@ func roomPath(name string) string {
 // visitors are sent to the login page first.
 func (s *Server) handleRoom(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("room")
-	if rule := s.roomRule(name); rule != "" {
-		s.errorPage(w, r, http.StatusNotFound, "No such room", rule)
+	if rule, ok := s.roomRule(name); !ok {
+		s.errorPage(w, r, http.StatusNotFound, msg("No such room"), rule)
 		return
 	}
 	if s.cfg.RequireLogin && s.requireUser(w, r) == nil {
 		return
 	}
-	s.ensureGuestCookie(w, r)
-	s.render(w, r, http.StatusOK, "room.html", map[string]any{
+	data := map[string]any{
 		"Room":        name,
 		"Title":       name,
 		"Heading":     "#" + name,
+		"Public":      true,
 		"SocketPath":  "/ws/chat/" + pathEscape(name) + "/",
 		"HistoryPath": "/api/chat/" + pathEscape(name) + "/messages",
-	})
+		"ReadPath":    "/api/chat/" + pathEscape(name) + "/read",
+	}
+	if token := s.ensureGuestCookie(w, r); token != nil {
+		data["Guest"] = s.guestFor(r, token)
+	}
+	s.render(w, r, http.StatusOK, "room.html", data)
 }
 
 // handlePublicSocket is the WebSocket of a public room.
@@ -80,8 +67,8 @@ func (s *Server) handlePublicSocket(w http.ResponseWriter, r *http.Request) {
 	if !s.checkUpgrade(w, r) {
 		return
 	}
-	if rule := s.roomRule(name); rule != "" {
-		s.reject(w, r, http.StatusNotFound, "invalid room name: "+rule)
+	if rule, ok := s.roomRule(name); !ok {
+		s.reject(w, r, http.StatusNotFound, "invalid room name: "+rule.English())
 		return
 	}
 	opts, ok := s.socketOptions(w, r, chat.PublicRoom(name))
@@ -188,10 +175,14 @@ func guestToken(r *http.Request) []byte {
 }
 
 // ensureGuestCookie gives an anonymous visitor of a room page a guest
-// token (HttpOnly, a year), unless it has one.
-func (s *Server) ensureGuestCookie(w http.ResponseWriter, r *http.Request) {
-	if chat.UserFromContext(r.Context()) != nil || guestToken(r) != nil {
-		return
+// token (HttpOnly, a year), unless it has one, and returns the visitor's
+// token (nil for a signed-in user).
+func (s *Server) ensureGuestCookie(w http.ResponseWriter, r *http.Request) []byte {
+	if chat.UserFromContext(r.Context()) != nil {
+		return nil
+	}
+	if token := guestToken(r); token != nil {
+		return token
 	}
 	b := make([]byte, guestTokenBytes)
 	_, _ = rand.Read(b)
@@ -204,6 +195,7 @@ func (s *Server) ensureGuestCookie(w http.ResponseWriter, r *http.Request) {
 		Secure:   s.cfg.Production,
 		SameSite: http.SameSiteLaxMode,
 	})
+	return b
 }
 
 // guestName derives a guest's name from its token and an attempt number:
@@ -225,9 +217,14 @@ func guestName(token []byte, attempt int) string {
 // names, and a name an account of an older chatd holds (or imitates) is
 // skipped here – the next attempt's name is used – so a guest's page never
 // shows someone else's messages as "Me". If the store cannot be asked, the
-// name is used: only such an old account could clash with it.
-func (s *Server) guest(r *http.Request) *chat.User {
-	token := guestToken(r)
+// name is used: only such an old account could clash with it. Its
+// display name is its nickname, if it chose one that still passes
+// chat.CheckNickname (profile.go).
+func (s *Server) guest(r *http.Request) *chat.User { return s.guestFor(r, guestToken(r)) }
+
+// guestFor is guest with the guest token given (nil: a random one), for a
+// page that has just set the cookie.
+func (s *Server) guestFor(r *http.Request, token []byte) *chat.User {
 	if token == nil {
 		token = make([]byte, guestTokenBytes)
 		_, _ = rand.Read(token)
@@ -243,7 +240,7 @@ func (s *Server) guest(r *http.Request) *chat.User {
 			break
 		}
 	}
-	return &chat.User{Username: name, DisplayName: name}
+	return &chat.User{Username: name, DisplayName: s.nickname(r)}
 }
 
 // handleHealth is the liveness check: 200 while the process serves.
@@ -300,5 +297,5 @@ func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "404 Not Found: no WebSocket endpoint at "+r.URL.Path, http.StatusNotFound)
 		return
 	}
-	s.errorPage(w, r, http.StatusNotFound, "Page not found", "There is nothing at "+r.URL.Path+".")
+	s.errorPage(w, r, http.StatusNotFound, msg("Page not found"), msg("There is nothing at %s.", r.URL.Path))
 }

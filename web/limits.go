@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -91,14 +90,14 @@ func (s *Server) bodyFailed(w http.ResponseWriter, r *http.Request, err error, t
 	case errors.As(err, &tooBig) && apiJSONPath(r):
 		apiError(w, http.StatusRequestEntityTooLarge, "body_too_large", "the request body is larger than "+strconv.Itoa(maxBodyBytes)+" bytes")
 	case errors.As(err, &tooBig):
-		s.errorPage(w, r, http.StatusRequestEntityTooLarge, "Request too large", "The form sent is larger than this server accepts.")
+		s.errorPage(w, r, http.StatusRequestEntityTooLarge, msg("Request too large"), msg("The form sent is larger than this server accepts."))
 	case errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
 		s.log.Info("web: request body too slow; connection closed", "path", r.URL.Path, "peer", r.RemoteAddr,
 			"after", took.Round(time.Millisecond))
-		s.errorPage(w, r, http.StatusRequestTimeout, "Request timeout",
-			"The form took too long to arrive. Check your connection and send it again.")
+		s.errorPage(w, r, http.StatusRequestTimeout, msg("Request timeout"),
+			msg("The form took too long to arrive. Check your connection and send it again."))
 	default:
-		s.errorPage(w, r, http.StatusBadRequest, "Bad request", "The request's body could not be read.")
+		s.errorPage(w, r, http.StatusBadRequest, msg("Bad request"), msg("The request's body could not be read."))
 	}
 }
 
@@ -148,8 +147,14 @@ func (s *Server) limitSignup(next http.HandlerFunc) http.HandlerFunc {
 			wait := s.signups.Wait(addr, now)
 			s.log.Debug("web: sign-up throttled", "addr", addr, "peer", r.RemoteAddr)
 			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(wait.Round(time.Second).Seconds()))))
+			reason := msg("Too many accounts were created from your network address. Wait %d seconds and try again.")
+			if n, minutes := waitUnits(wait); minutes {
+				reason = msg("Too many accounts were created from your network address. Wait %d minutes and try again.", n)
+			} else {
+				reason.args = []any{n}
+			}
 			s.render(w, r, http.StatusTooManyRequests, "signup.html", map[string]any{
-				"Error": fmt.Sprintf("Too many accounts were created from your network address. Wait %s and try again.", humanWait(wait)),
+				"Error": reason,
 				"Next":  safeNext(r.URL.Query().Get("next"), ""),
 			})
 			return
@@ -159,7 +164,7 @@ func (s *Server) limitSignup(next http.HandlerFunc) http.HandlerFunc {
 			defer func() { <-s.signupSlots }()
 		case <-r.Context().Done():
 			w.Header().Set("Retry-After", "5")
-			s.errorPage(w, r, http.StatusServiceUnavailable, "Busy", "The server is busy creating other accounts. Try again in a moment.")
+			s.errorPage(w, r, http.StatusServiceUnavailable, msg("Busy"), msg("The server is busy creating other accounts. Try again in a moment."))
 			return
 		}
 		next(w, r)

@@ -96,7 +96,7 @@ func statusOf(err error) int {
 func (s *Server) parseManageForm(w http.ResponseWriter, r *http.Request) bool {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
-		s.errorPage(w, r, http.StatusBadRequest, "Bad request", "The form could not be read.")
+		s.errorPage(w, r, http.StatusBadRequest, plain("Bad request"), plain("The form could not be read."))
 		return false
 	}
 	return true
@@ -110,8 +110,8 @@ func (s *Server) requireAdmin(w http.ResponseWriter, r *http.Request) *chat.User
 		return nil
 	}
 	if !u.IsAdmin {
-		s.errorPage(w, r, http.StatusForbidden, "Administrators only",
-			"Only administrators may use this page. An operator makes one with chatd grantadmin USERNAME.")
+		s.errorPage(w, r, http.StatusForbidden, plain("Administrators only"),
+			plain("Only administrators may use this page. An operator makes one with chatd grantadmin USERNAME."))
 		return nil
 	}
 	return u
@@ -127,7 +127,7 @@ func (s *Server) courseManager(w http.ResponseWriter, r *http.Request) (u *chat.
 	}
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
-		s.errorPage(w, r, http.StatusNotFound, "Not found", "A course id is a positive number.")
+		s.errorPage(w, r, http.StatusNotFound, plain("Not found"), plain("A course id is a positive number."))
 		return nil, nil, false
 	}
 	c, err = s.store.CourseByID(r.Context(), id)
@@ -135,10 +135,10 @@ func (s *Server) courseManager(w http.ResponseWriter, r *http.Request) (u *chat.
 	case "":
 	case chat.ENOTFOUND:
 		if !u.IsAdmin { // others learn nothing about which courses exist
-			s.errorPage(w, r, http.StatusForbidden, "Access denied", "Only administrators and a course's owner may manage it.")
+			s.errorPage(w, r, http.StatusForbidden, plain("Access denied"), plain("Only administrators and a course's owner may manage it."))
 			return nil, nil, false
 		}
-		s.errorPage(w, r, http.StatusNotFound, "Not found", "There is no course "+strconv.FormatInt(id, 10)+".")
+		s.errorPage(w, r, http.StatusNotFound, plain("Not found"), plain("There is no course "+strconv.FormatInt(id, 10)+"."))
 		return nil, nil, false
 	default:
 		s.log.Error("web: manage course", "course", id, "err", err)
@@ -146,7 +146,7 @@ func (s *Server) courseManager(w http.ResponseWriter, r *http.Request) (u *chat.
 		return nil, nil, false
 	}
 	if !u.IsAdmin && c.OwnerID != u.ID {
-		s.errorPage(w, r, http.StatusForbidden, "Access denied", "Only administrators and a course's owner may manage it.")
+		s.errorPage(w, r, http.StatusForbidden, plain("Access denied"), plain("Only administrators and a course's owner may manage it."))
 		return nil, nil, false
 	}
 	return u, c, u.IsAdmin
@@ -174,8 +174,8 @@ func (s *Server) handleManage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !u.IsAdmin && len(owned) == 0 {
-		s.errorPage(w, r, http.StatusForbidden, "Access denied",
-			"Only administrators and course owners may manage anything here.")
+		s.errorPage(w, r, http.StatusForbidden, plain("Access denied"),
+			plain("Only administrators and course owners may manage anything here."))
 		return
 	}
 	s.render(w, r, http.StatusOK, "manage.html", map[string]any{"Owned": owned, "Notice": s.takeFlash(w, r)})
@@ -227,7 +227,7 @@ func (s *Server) handleCreateCourse(w http.ResponseWriter, r *http.Request) {
 	c := &chat.Course{Title: title, OwnerID: owner.ID}
 	if err := s.store.CreateCourse(r.Context(), c); err != nil {
 		s.refused(r, "create course", chat.ErrorMessage(err), "title", title)
-		s.renderCourses(w, r, statusOf(err), capitalize(chat.ErrorMessage(err)), r.PostForm)
+		s.renderCourses(w, r, statusOf(err), asSentence(chat.ErrorMessage(err)), r.PostForm)
 		return
 	}
 	s.done(w, r, managePath(c), "Created the course "+strconv.Quote(c.Title)+", owned by "+owner.Username+".",
@@ -248,7 +248,7 @@ func (s *Server) renderCourse(w http.ResponseWriter, r *http.Request, status int
 	members, err := s.store.CourseMembers(r.Context(), c.ID)
 	if err != nil {
 		if chat.ErrorCode(err) == chat.ENOTFOUND {
-			s.errorPage(w, r, http.StatusNotFound, "Not found", "The course was deleted.")
+			s.errorPage(w, r, http.StatusNotFound, plain("Not found"), plain("The course was deleted."))
 			return
 		}
 		s.log.Error("web: manage course members", "course", c.ID, "err", err)
@@ -337,7 +337,7 @@ func (s *Server) handleRenameCourse(w http.ResponseWriter, r *http.Request) {
 	title := strings.TrimSpace(r.PostForm.Get("title"))
 	if err := s.store.RenameCourse(r.Context(), c.ID, title); err != nil {
 		s.refused(r, "rename course", chat.ErrorMessage(err), "course", c.ID)
-		s.renderCourse(w, r, statusOf(err), c, true, capitalize(chat.ErrorMessage(err)), "")
+		s.renderCourse(w, r, statusOf(err), c, true, asSentence(chat.ErrorMessage(err)), "")
 		return
 	}
 	s.done(w, r, managePath(c), "Renamed the course to "+strconv.Quote(title)+".", "renamed course",
@@ -550,7 +550,7 @@ func (s *Server) handleCreateKey(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.refused(r, "create API key", chat.ErrorMessage(err), "name", k.Name)
-		s.renderKeys(w, r, statusOf(err), capitalize(chat.ErrorMessage(err)), f)
+		s.renderKeys(w, r, statusOf(err), asSentence(chat.ErrorMessage(err)), f)
 		return
 	}
 	s.log.Info("manage: created API key", "by", admin.Username, "peer", r.RemoteAddr, "key", k.Name, "id", k.ID,

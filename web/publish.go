@@ -258,7 +258,7 @@ func (s *Server) urlRoom(r *http.Request, k *chat.APIKey) (chat.Room, *apiFailur
 	case r.PathValue("room") != "":
 		name := r.PathValue("room")
 		if !chat.ValidRoomName(name) {
-			return chat.Room{}, fail(http.StatusNotFound, "not_found", "invalid room name: "+roomNameRule)
+			return chat.Room{}, fail(http.StatusNotFound, "not_found", "invalid room name: "+roomNameRule.English())
 		}
 		room := chat.PublicRoom(name)
 		return room, s.checkRoom(r.Context(), k, room)

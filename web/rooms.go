@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 
 	chat "github.com/chatd/chat"
 	"github.com/chatd/chat/ws"
@@ -74,53 +73,74 @@ func (s *Server) rejectAnonymous(w http.ResponseWriter, r *http.Request) {
 }
 
 // courseAccess loads the course in the URL and checks that u may enter it.
-// It returns the course, or an HTTP status and a reason.
-func (s *Server) courseAccess(r *http.Request, u *chat.User) (*chat.Course, int, string) {
+// It returns the course (also when u may not enter it: 403), the HTTP
+// status and, unless it is 200, the reason.
+func (s *Server) courseAccess(r *http.Request, u *chat.User) (*chat.Course, int, text) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
-		return nil, http.StatusNotFound, "a course id is a positive number"
+		return nil, http.StatusNotFound, msg("a course id is a positive number")
 	}
 	c, err := s.store.CourseByID(r.Context(), id)
 	switch chat.ErrorCode(err) {
 	case "":
 	case chat.ENOTFOUND:
-		return nil, http.StatusNotFound, "there is no course " + strconv.FormatInt(id, 10)
+		return nil, http.StatusNotFound, msg("there is no course %d", id)
 	default:
 		s.log.Error("web: course lookup", "course", id, "err", err)
-		return nil, http.StatusServiceUnavailable, "the course database is unavailable, try again later"
+		return nil, http.StatusServiceUnavailable, msg("the course database is unavailable, try again later")
 	}
 	ok, err := s.store.CanEnterCourse(r.Context(), id, u.ID)
 	switch chat.ErrorCode(err) {
 	case "":
 	case chat.ENOTFOUND:
-		return nil, http.StatusNotFound, "there is no course " + strconv.FormatInt(id, 10)
+		return nil, http.StatusNotFound, msg("there is no course %d", id)
 	default:
 		s.log.Error("web: course access", "course", id, "err", err)
-		return nil, http.StatusServiceUnavailable, "the course database is unavailable, try again later"
+		return nil, http.StatusServiceUnavailable, msg("the course database is unavailable, try again later")
 	}
 	if !ok {
-		return nil, http.StatusForbidden, "only the course's owner and its enrolled students may enter this course's chat room"
+		return c, http.StatusForbidden, msg("only the course's owner and its enrolled students may enter this course's chat room")
 	}
-	return c, http.StatusOK, ""
+	return c, http.StatusOK, text{}
 }
 
-func statusTitle(status int) string {
+// statusTitle is the title of an error page with status.
+func statusTitle(status int) text {
 	switch status {
 	case http.StatusNotFound:
-		return "Not found"
+		return msg("Not found")
 	case http.StatusForbidden:
-		return "Access denied"
+		return msg("Access denied")
 	case http.StatusBadRequest:
-		return "Bad request"
+		return msg("Bad request")
+	case http.StatusServiceUnavailable:
+		return msg("Service unavailable")
 	}
-	return http.StatusText(status)
+	return msg("Something went wrong")
 }
 
-func capitalize(s string) string {
-	if s == "" {
-		return s
+// roomRefused shows why a room page cannot be shown. A student who is
+// not (or no longer) enrolled is told so, with the course and its
+// teacher, instead of a bare "Access denied".
+func (s *Server) roomRefused(w http.ResponseWriter, r *http.Request, c *chat.Course, status int, reason text) {
+	if status == http.StatusForbidden && c != nil {
+		s.errorPageWith(w, r, status, msg("You are not enrolled in this course"),
+			msg("You are not (or no longer) a student of “%s”, so you cannot enter its chat room. Only its teacher, %s, and its enrolled students can. If you think this is a mistake, ask the teacher.",
+				c.Title, s.personName(r, c.OwnerID, c.OwnerUsername)),
+			&pageAction{Path: "/courses/", Label: s.localizer(r).T("My courses")})
+		return
 	}
-	return strings.ToUpper(s[:1]) + s[1:] + "."
+	s.errorPage(w, r, status, statusTitle(status), text{key: reason.key, args: reason.args, sentence: true})
+}
+
+// personName returns how a person is named on a page: their display name
+// and username, or the username alone.
+func (s *Server) personName(r *http.Request, id int64, username string) string {
+	u, err := s.store.UserByID(r.Context(), id)
+	if err != nil || u.DisplayName == "" || u.DisplayName == u.Username {
+		return username
+	}
+	return u.DisplayName + " (" + u.Username + ")"
 }
 
 // handleCourses lists the courses the user owns or is enrolled in.
@@ -145,37 +165,42 @@ func (s *Server) handleCourse(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, status, reason := s.courseAccess(r, u)
-	if c == nil {
-		s.errorPage(w, r, status, statusTitle(status), capitalize(reason))
+	if status != http.StatusOK {
+		s.roomRefused(w, r, c, status, reason)
 		return
 	}
 	s.render(w, r, http.StatusOK, "course.html", map[string]any{
 		"Course":   c,
 		"RoomPath": "/chat/room/" + strconv.FormatInt(c.ID, 10) + "/",
 		"Owner":    c.OwnerID == u.ID,
+		"Teacher":  s.personName(r, c.OwnerID, c.OwnerUsername),
 	})
 }
 
-// handleCourseRoom shows a course's chat room.
+// handleCourseRoom shows a course's chat room. Its owner is marked as the
+// teacher beside their messages.
 func (s *Server) handleCourseRoom(w http.ResponseWriter, r *http.Request) {
 	u := s.requireUser(w, r)
 	if u == nil {
 		return
 	}
 	c, status, reason := s.courseAccess(r, u)
-	if c == nil {
-		s.errorPage(w, r, status, statusTitle(status), capitalize(reason))
+	if status != http.StatusOK {
+		s.roomRefused(w, r, c, status, reason)
 		return
 	}
 	id := strconv.FormatInt(c.ID, 10)
+	loc := s.localizer(r)
 	s.render(w, r, http.StatusOK, "room.html", map[string]any{
 		"Room":        chat.CourseRoom(c.ID).Key(),
-		"Title":       c.Title + " · chat",
+		"Title":       c.Title + " · " + loc.T("chat"),
 		"Heading":     c.Title,
-		"Sub":         "Course chat room",
+		"Sub":         loc.T("Course chat room · teacher: %s", s.personName(r, c.OwnerID, c.OwnerUsername)),
 		"Back":        "/courses/" + id + "/",
+		"Teacher":     c.OwnerUsername,
 		"SocketPath":  "/ws/chat/room/" + id + "/",
 		"HistoryPath": "/api/chat/room/" + id + "/messages",
+		"ReadPath":    "/api/chat/room/" + id + "/read",
 	})
 }
 
@@ -186,8 +211,8 @@ func (s *Server) handleCourseSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, status, reason := s.courseAccess(r, u)
-	if c == nil {
-		s.reject(w, r, status, reason)
+	if status != http.StatusOK {
+		s.reject(w, r, status, reason.English())
 		return
 	}
 	s.acceptMember(w, r, chat.CourseRoom(c.ID), c.ID)
@@ -258,20 +283,20 @@ func (s *Server) handleUsers(w http.ResponseWriter, r *http.Request) {
 // derived from the requester's own identity and the peer's, so a third user
 // asking for /chat/dm/bob/ reaches their own room with bob, never
 // alice's: no request can name a room between two other people.
-func (s *Server) dmPeer(r *http.Request, u *chat.User) (*chat.User, int, string) {
+func (s *Server) dmPeer(r *http.Request, u *chat.User) (*chat.User, int, text) {
 	name := r.PathValue("username")
 	if chat.UsernameKey(name) == chat.UsernameKey(u.Username) {
-		return nil, http.StatusBadRequest, "you cannot open a private room with yourself; pick another user on /users/"
+		return nil, http.StatusBadRequest, msg("you cannot open a private room with yourself; pick another user on /users/")
 	}
 	peer, err := s.store.UserByUsername(r.Context(), name)
 	switch chat.ErrorCode(err) {
 	case "":
-		return peer, http.StatusOK, ""
+		return peer, http.StatusOK, text{}
 	case chat.ENOTFOUND, chat.EINVALID:
-		return nil, http.StatusNotFound, "there is no user " + strconv.Quote(name)
+		return nil, http.StatusNotFound, msg("there is no user %q", name)
 	default:
 		s.log.Error("web: user lookup", "err", err)
-		return nil, http.StatusServiceUnavailable, "the account database is unavailable, try again later"
+		return nil, http.StatusServiceUnavailable, msg("the account database is unavailable, try again later")
 	}
 }
 
@@ -283,17 +308,23 @@ func (s *Server) handleDM(w http.ResponseWriter, r *http.Request) {
 	}
 	peer, status, reason := s.dmPeer(r, u)
 	if peer == nil {
-		s.errorPage(w, r, status, statusTitle(status), capitalize(reason))
+		s.roomRefused(w, r, nil, status, reason)
 		return
+	}
+	loc := s.localizer(r)
+	who, sub := peer.Username, loc.T("Private: only you and %s see this room", peer.Username)
+	if peer.DisplayName != "" && peer.DisplayName != peer.Username {
+		who, sub = peer.DisplayName, loc.T("Private: only you and %s (%s) see this room", peer.DisplayName, peer.Username)
 	}
 	s.render(w, r, http.StatusOK, "room.html", map[string]any{
 		"Room":        chat.DMRoom(u.ID, peer.ID).Key(),
-		"Title":       "Chat with " + peer.Username,
-		"Heading":     "Chat with " + peer.Username,
-		"Sub":         "Private: only you and " + peer.Username + " see this room",
+		"Title":       loc.T("Chat with %s", who),
+		"Heading":     loc.T("Chat with %s", who),
+		"Sub":         sub,
 		"Back":        "/users/",
 		"SocketPath":  "/ws/chat/dm/" + pathEscape(peer.Username) + "/",
 		"HistoryPath": "/api/chat/dm/" + pathEscape(peer.Username) + "/messages",
+		"ReadPath":    "/api/chat/dm/" + pathEscape(peer.Username) + "/read",
 	})
 }
 
@@ -305,7 +336,7 @@ func (s *Server) handleDMSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	peer, status, reason := s.dmPeer(r, u)
 	if peer == nil {
-		s.reject(w, r, status, reason)
+		s.reject(w, r, status, reason.English())
 		return
 	}
 	s.acceptMember(w, r, chat.DMRoom(u.ID, peer.ID), 0)

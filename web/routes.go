@@ -21,6 +21,9 @@ func (s *Server) routes(static http.Handler) {
 	s.mux.Handle("POST /accounts/logout/{$}", s.withSession(s.handleLogout))
 	s.mux.Handle("GET /accounts/signup/{$}", s.withSession(s.handleSignupForm))
 	s.mux.Handle("POST /accounts/signup/{$}", s.withSession(s.limitSignup(s.handleSignup)))
+	s.mux.Handle("GET /accounts/profile/{$}", s.withSession(s.handleProfile))
+	s.mux.Handle("POST /accounts/profile/{$}", s.withSession(s.handleSaveProfile))
+	s.mux.HandleFunc("POST /i18n/setlang/{$}", s.handleSetLanguage)
 
 	s.mux.Handle("GET /courses/{$}", s.withSession(s.handleCourses))
 	s.mux.Handle("GET /courses/{id}/{$}", s.withSession(s.handleCourse))
@@ -61,6 +64,10 @@ func (s *Server) routes(static http.Handler) {
 	s.mux.Handle("GET /manage/keys/{$}", s.withSession(s.handleManageKeys))
 	s.mux.Handle("POST /manage/keys/{$}", s.withSession(s.handleCreateKey))
 	s.mux.Handle("POST /manage/keys/{id}/revoke", s.withSession(s.handleRevokeKey))
+	s.mux.Handle("POST /api/chat/{room}/read", s.withSession(s.handleMarkRead))
+	s.mux.Handle("POST /api/chat/room/{id}/read", s.withSession(s.handleMarkRead))
+	s.mux.Handle("POST /api/chat/dm/{username}/read", s.withSession(s.handleMarkRead))
+	s.mux.Handle("GET /api/unread", s.withSession(s.handleUnread))
 
 	s.mux.Handle("GET /static/", cacheStatic(http.StripPrefix("/static/", static)))
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	chat "github.com/chatd/chat"
@@ -95,6 +96,14 @@ type Config struct {
 	// came through no proxy see them; others get the status alone
 	// (HEALTH_DETAILS). Status codes are the same either way.
 	HealthDetails bool
+	// Language is the language of visitors who chose none and whose
+	// browser asks for none that chatd speaks: "en" (the default), "es"
+	// or "pt" (LANGUAGE).
+	Language string
+	// UnreadPoll is how often a signed-in visitor's pages ask for their
+	// unread counts (the badge in the header, the counts on /chat/);
+	// default 20 s (UNREAD_POLL_INTERVAL).
+	UnreadPoll time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -149,6 +158,12 @@ func (c *Config) setDefaults() {
 	if c.ExternalRecheck <= 0 {
 		c.ExternalRecheck = 30 * time.Second
 	}
+	if c.Language == "" {
+		c.Language = "en"
+	}
+	if c.UnreadPoll <= 0 {
+		c.UnreadPoll = 20 * time.Second
+	}
 }
 
 // Server serves chatd's HTTP routes.
@@ -169,6 +184,7 @@ type Server struct {
 	pages     map[string]*template.Template
 	ext       externalSessions // external sessions with sockets here
 	mux       *http.ServeMux
+	tr        *translations // the message catalog (i18n.go)
 
 	guestName func(token []byte, attempt int) string // guestName; tests replace it
 }
@@ -179,7 +195,12 @@ func NewServer(cfg Config, hub *ws.Hub) (*Server, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("web: Config.Store is required")
 	}
+	tr, err := loadTranslations(cfg.Language)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
+		tr:       tr,
 		cfg:      cfg,
 		log:      cfg.Logger,
 		hub:      hub,
@@ -201,11 +222,11 @@ func NewServer(cfg Config, hub *ws.Hub) (*Server, error) {
 			apiError(w, http.StatusForbidden, "cross_origin", "cross-site requests are refused; call the API from a server, not from another site's page")
 			return
 		}
-		s.errorPage(w, r, http.StatusForbidden, "Cross-site request refused",
-			"This form was sent from another site, so it was refused (CSRF protection). Go back, reload the page and try again.")
+		s.errorPage(w, r, http.StatusForbidden, msg("Cross-site request refused"),
+			msg("This form was sent from another site, so it was refused (CSRF protection). Go back, reload the page and try again."))
 	}))
 	for _, page := range []string{"index.html", "room.html", "error.html", "login.html", "signup.html",
-		"logout.html", "courses.html", "course.html", "users.html",
+		"logout.html", "courses.html", "course.html", "users.html", "profile.html",
 		"manage.html", "manage_courses.html", "manage_course.html", "manage_users.html", "manage_keys.html", "manage_secret.html"} {
 		t, err := template.ParseFS(templateFS, "templates/base.html", "templates/"+page)
 		if err != nil {
@@ -227,26 +248,72 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handler() http.Handler {
-	return s.recoverPanics(s.logRequests(s.limitRequestTime(s.checkHost(s.securityHeaders(s.csrf.Handler(s.mux))))))
+	return s.recoverPanics(s.logRequests(s.limitRequestTime(s.checkHost(s.securityHeaders(s.withLanguage(s.csrf.Handler(s.mux)))))))
 }
 
 // render writes a page with status. Every page gets the signed-in user (or
-// nil) as .User for the navigation bar, and whether sign-up is open.
+// nil) as .User for the navigation bar, a guest's own name as .Guest,
+// whether sign-up is open, the request's Localizer as .L (templates write
+// {{.L.T "English text"}}), the scripts' strings in its language as
+// .I18N, and the language form's choices. A value of type text in data is
+// translated.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page string, data map[string]any) {
 	if data == nil {
 		data = map[string]any{}
 	}
-	data["User"] = chat.UserFromContext(r.Context())
+	loc := s.localizer(r)
+	for k, v := range data {
+		if t, ok := v.(text); ok {
+			data[k] = loc.Text(t)
+		}
+	}
+	u := chat.UserFromContext(r.Context())
+	data["User"] = u
+	if _, ok := data["Guest"]; !ok && u == nil && guestToken(r) != nil {
+		data["Guest"] = s.guest(r)
+	}
 	data["Signup"] = !s.cfg.DisableSignup
+	data["L"] = loc
+	data["I18N"] = loc.jsTranslations()
+	data["Languages"] = Languages
+	data["Here"] = herePath(r)
+	data["UnreadPoll"] = s.cfg.UnreadPoll.Milliseconds()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Add("Vary", "Accept-Language, Cookie")
 	w.WriteHeader(status)
 	if err := s.pages[page].ExecuteTemplate(w, "base", data); err != nil {
 		s.log.Error("web: render", "page", page, "err", err)
 	}
 }
 
-// errorPage renders a friendly error page.
-func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, title, detail string) {
-	s.render(w, r, status, "error.html", map[string]any{"Title": title, "Detail": detail, "Status": status})
+// herePath is where the language form comes back to: this page's path,
+// with its ?next= if that is a safe one (the login and sign-up pages), and
+// no other query.
+func herePath(r *http.Request) string {
+	if next := safeNext(r.URL.Query().Get("next"), ""); next != "" {
+		return r.URL.EscapedPath() + "?next=" + url.QueryEscape(next)
+	}
+	return r.URL.EscapedPath()
+}
+
+// pageAction is a link an error page offers besides "Back to the rooms".
+type pageAction struct {
+	Path  string
+	Label string
+}
+
+// errorPage renders a friendly error page in the reader's language.
+func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, title, detail text) {
+	s.errorPageWith(w, r, status, title, detail, nil)
+}
+
+// errorPageWith is errorPage with a link to what the reader can do next.
+func (s *Server) errorPageWith(w http.ResponseWriter, r *http.Request, status int, title, detail text, action *pageAction) {
+	loc := s.localizer(r)
+	data := map[string]any{"Title": loc.Text(title), "Detail": loc.Text(detail), "Status": status}
+	if action != nil {
+		data["Action"] = action
+	}
+	s.render(w, r, status, "error.html", data)
 }

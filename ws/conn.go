@@ -311,7 +311,7 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, opts JoinOptions) {
 	// list) goes before anything queued.
 	var first [][]byte
 	if c.v1 {
-		hello, _ := encodeFrame(helloFrame{Type: "hello", User: c.user.Username, Room: c.roomTag, Protocol: Subprotocol, Echo: c.echo,
+		hello, _ := encodeFrame(helloFrame{Type: "hello", User: c.user.Username, Name: c.user.DisplayName, Room: c.roomTag, Protocol: Subprotocol, Echo: c.echo,
 			History: h.history(), Presence: h.presenceOn()})
 		first = append(first, hello)
 		if c.presence != nil {
@@ -608,7 +608,7 @@ func (e eventHandler) OnMessage(sock *gws.Conn, m *gws.Message) {
 		return
 	}
 	c.stopTyping() // a message ends its sender's typing
-	post := &core.Post{Room: c.group, UserID: c.user.ID, User: c.user.Username, Text: text, ClientID: id, Origin: c.id,
+	post := &core.Post{Room: c.group, UserID: c.user.ID, User: c.user.Username, Name: c.user.DisplayName, Text: text, ClientID: id, Origin: c.id,
 		Done: func(res core.Result) { c.report(res, id) }}
 	ctx, cancel := context.WithTimeout(context.Background(), submitTimeout)
 	err := c.hub.node.Submit(ctx, post)

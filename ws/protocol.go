@@ -124,6 +124,9 @@ type ChatMessage struct {
 	Room     string `json:"room"`
 	Seq      int64  `json:"seq,omitempty"` // the message's place in its room (history on)
 	ID       string `json:"id,omitempty"`  // the sender's id for it, if it gave one
+	// Name is the sender's display name when it wrote the message (a
+	// guest's nickname), if it had one; User stays the identity.
+	Name string `json:"name,omitempty"`
 }
 
 // ChatMessageOf returns the frame of a stored message, as the history API
@@ -133,7 +136,7 @@ func ChatMessageOf(m *chat.Message) ChatMessage { return chatMessage(m) }
 // chatMessage returns the frame of a message.
 func chatMessage(m *chat.Message) ChatMessage {
 	return ChatMessage{Type: "chat_message", Message: m.Text, User: m.User, Datetime: formatTime(m.Time),
-		Room: roomTag(m.Room), Seq: m.Seq, ID: m.ClientID}
+		Room: roomTag(m.Room), Seq: m.Seq, ID: m.ClientID, Name: m.Name}
 }
 
 // ackFrame tells a chatd.v1 client that its message with ID was stored as
@@ -209,6 +212,7 @@ func newErrorFrame(code, detail, id string) []byte {
 type helloFrame struct {
 	Type     string `json:"type"` // always "hello"
 	User     string `json:"user"`
+	Name     string `json:"name,omitempty"` // the display name its messages carry
 	Room     string `json:"room"`
 	Protocol string `json:"protocol"`
 	Echo     bool   `json:"echo"`

@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
+
+	chat "github.com/chatd/chat"
 )
 
 func TestAppendHeader(t *testing.T) {
@@ -165,4 +168,23 @@ func FuzzParseInbound(f *testing.F) {
 			t.Fatalf("accepted invalid UTF-8 %q", text)
 		}
 	})
+}
+
+// TestChatMessageName: a message's display name travels as "name", beside
+// the username in "user" (the identity, which tutorial pages read), and is
+// left out when the sender had none.
+func TestChatMessageName(t *testing.T) {
+	at := time.Date(2026, 11, 22, 3, 0, 0, 123e6, time.UTC)
+	for _, tc := range []struct {
+		name string
+		want string
+	}{
+		{"Alice Liddell", `{"type":"chat_message","message":"hi","user":"alice","datetime":"2026-11-22T03:00:00.123Z","room":"lobby","seq":3,"name":"Alice Liddell"}`},
+		{"", `{"type":"chat_message","message":"hi","user":"alice","datetime":"2026-11-22T03:00:00.123Z","room":"lobby","seq":3}`},
+	} {
+		f, err := json.Marshal(ChatMessageOf(&chat.Message{Room: "chat:lobby", Seq: 3, UserID: 1, User: "alice", Name: tc.name, Text: "hi", Time: at}))
+		if err != nil || string(f) != tc.want {
+			t.Errorf("frame = %s, %v\nwant %s", f, err, tc.want)
+		}
+	}
 }

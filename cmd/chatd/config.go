@@ -35,6 +35,11 @@ type config struct {
 
 	HealthDetails bool
 
+	Language        string // en | es | pt, after parsing
+	languageWarning string // why LANGUAGE from the environment was not used, logged at start
+	languageFromEnv bool   // LANGUAGE came from the environment, not -language
+	UnreadPoll      time.Duration
+
 	SessionTTL     time.Duration
 	AllowSignup    bool
 	AllowAnonymous bool
@@ -170,6 +175,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	e.Float(&c.APIRateLimit, "api-rate-limit", "API_RATE_LIMIT", 10, "messages per second one API key may post through the publish API (a batch counts one per room); 0 means no limit")
 	e.Int(&c.APIRateBurst, "api-rate-burst", "API_RATE_BURST", 100, "messages one API key may post at once before API_RATE_LIMIT applies; also the most rooms one batch may name (at most 100)")
 	e.bindLimits(&c.limitsConfig)
+	e.String(&c.Language, "language", "LANGUAGE", "en", "language of pages for visitors who chose none and whose browser (Accept-Language) asks for none chatd speaks: en, es or pt; a gettext list such as pt_BR:pt:en takes its first supported language")
+	e.Duration(&c.UnreadPoll, "unread-poll-interval", "UNREAD_POLL_INTERVAL", 20*time.Second, "how often a signed-in visitor's open pages ask for their unread counts (the badge in the header, the counts on /chat/)")
 	e.Bool(&c.HealthDetails, "health-details", "HEALTH_DETAILS", false, "show connection counts, version and the channel layer's error on /healthz and /readyz to every client; otherwise only to requests from the loopback interface that carry no proxy header (status codes are the same either way)")
 	e.bindDjango(&c.djangoConfig)
 	e.bindDjangoSessions(&c.django)
@@ -181,6 +188,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	if err := c.Layer.validate(fs); err != nil {
 		return nil, err
 	}
+	c.languageFromEnv = !flagGiven(fs, "language")
 	return c, c.validate()
 }
 
@@ -367,6 +375,19 @@ func (c *config) validate() error {
 		if err := checkRedisURL(c.Layer.RedisURL); err != nil {
 			return fmt.Errorf("redis URL: %w", err)
 		}
+	}
+	if c.UnreadPoll < 100*time.Millisecond {
+		return fmt.Errorf("UNREAD_POLL_INTERVAL must be at least 100ms")
+	}
+	if code, ok := web.ParseLanguage(c.Language); ok {
+		c.Language = code
+	} else if c.languageFromEnv {
+		// LANGUAGE is also gettext's variable, which a shell may set to a
+		// language chatd does not speak: start in English, and say so.
+		c.languageWarning = fmt.Sprintf("LANGUAGE=%q names no language chatd speaks (en, es, pt); pages default to en", c.Language)
+		c.Language = "en"
+	} else {
+		return fmt.Errorf("-language must be en, es or pt, not %q", c.Language)
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(c.LogLevel)); err != nil {

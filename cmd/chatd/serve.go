@@ -179,6 +179,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 			"Any web site can open WebSockets to this server with its visitors' cookies (cross-site WebSocket hijacking), " +
 			"and the server answers under any name (DNS rebinding). List the site's names in ALLOWED_HOSTS instead.")
 	}
+	if cfg.languageWarning != "" {
+		log.Warn(cfg.languageWarning)
+	}
 	st, err := openStore(ctx, cfg.DatabaseURL, cfg.DataDir)
 	if err != nil {
 		return err
@@ -257,6 +260,8 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		CheckRoom:         checkRoom,
 		External:          external,
 		ExternalRecheck:   cfg.django.Recheck,
+		Language:          cfg.Language,
+		UnreadPoll:        cfg.UnreadPoll,
 	}, hub)
 	if err != nil {
 		return err

@@ -151,7 +151,7 @@ func Validate(m *chat.Message) error {
 		return chat.Errorf(chat.EINVALID, "client id is longer than %d bytes", chat.MaxClientIDLen)
 	}
 	for _, f := range [...]struct{ what, s string }{
-		{"room", m.Room}, {"sender", m.User}, {"text", m.Text}, {"client id", m.ClientID},
+		{"room", m.Room}, {"sender", m.User}, {"text", m.Text}, {"client id", m.ClientID}, {"sender's name", m.Name},
 	} {
 		if !utf8.ValidString(f.s) || strings.IndexByte(f.s, 0) >= 0 {
 			return chat.Errorf(chat.EINVALID, "message %s is not valid UTF-8 or contains NUL", f.what)

@@ -17,6 +17,21 @@
 //     reconnects with ?after=<last seq seen> and gets exactly what it
 //     missed, then live messages.
 //
+// People: a message shows its author's display name (the frame's "name")
+// with the username beside it, the word "guest" for guests, and "teacher"
+// for a course's owner in the course room (data-teacher); my own are "Me".
+//
+// Language: every string comes from the page's translations (nav.js,
+// window.chatdI18n); refusals and closes are explained from their codes, not
+// from the server's English details. Times are in the reader's locale and
+// time zone (Intl): today's by time, older ones with the date, and the log
+// has a line for each day ("Today", "Yesterday", then dates).
+//
+// Read positions: on a signed-in user's page (data-read) the newest seq
+// shown is reported while the page is visible, which clears that room's
+// unread count. A guest's page remembers public rooms in localStorage for
+// the room list instead.
+//
 // Chat text is always inserted with textContent, never as HTML. Names and
 // message text go in elements of their own with dir="auto", which the
 // stylesheet isolates (unicode-bidi: isolate), and lose the explicit
@@ -29,6 +44,10 @@
   const input = document.getElementById("chat-message-input");
   const form = document.getElementById("send-form");
   const statusEl = document.getElementById("status");
+  const i18n = window.chatdI18n || { t: function (k) { return k; }, lang: "en", locale: "en" };
+  const t = i18n.t;
+  const teacher = root.dataset.teacher || "";
+  const readURL = root.dataset.read || "";
   const socketURL = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + root.dataset.socket;
   const historyURL = root.dataset.history || "";
   // Stored state is per signed-in account ("" for a guest), so someone who
@@ -132,6 +151,18 @@
     statusEl.textContent = text;
   }
 
+  // degraded is set while the server refuses to store messages
+  // (unavailable): the socket is open but nothing gets through, which the
+  // status must not call "connected". An ack or a new message ends it.
+  let degraded = false;
+  function setDegraded(on) {
+    if (degraded === on) return;
+    degraded = on;
+    if (socket && socket.readyState === WebSocket.OPEN) {
+      setStatus(on ? "degraded" : "online", on ? t("connected, but the server cannot deliver messages right now") : t("connected"));
+    }
+  }
+
   function atBottom() {
     return log.scrollHeight - log.scrollTop - log.clientHeight < 40;
   }
@@ -146,23 +177,87 @@
     return e;
   }
 
+  // Dates and times in the reader's locale and time zone.
+  const timeFmt = new Intl.DateTimeFormat(i18n.locale, { hour: "2-digit", minute: "2-digit" });
+  const dateTimeFmt = new Intl.DateTimeFormat(i18n.locale, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  const fullFmt = new Intl.DateTimeFormat(i18n.locale, { dateStyle: "full", timeStyle: "short" });
+  const dayFmt = new Intl.DateTimeFormat(i18n.locale, { weekday: "long", day: "numeric", month: "long" });
+  const dayYearFmt = new Intl.DateTimeFormat(i18n.locale, { weekday: "long", day: "numeric", month: "long", year: "numeric" });
+
+  function sameDay(a, b) {
+    return a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() && a.getDate() === b.getDate();
+  }
+
   function formatTime(iso) {
     const when = iso ? new Date(iso) : new Date();
     if (isNaN(when)) return "";
-    const time = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    if (when.toDateString() === new Date().toDateString()) return time;
-    return when.toLocaleDateString([], { month: "short", day: "numeric" }) + " " + time;
+    return sameDay(when, new Date()) ? timeFmt.format(when) : dateTimeFmt.format(when);
+  }
+
+  // dayLabel names the day of d: "Today", "Yesterday", or the date.
+  function dayLabel(d) {
+    const now = new Date();
+    if (sameDay(d, now)) return t("Today");
+    const y = new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1);
+    if (sameDay(d, y)) return t("Yesterday");
+    const s = (d.getFullYear() === now.getFullYear() ? dayFmt : dayYearFmt).format(d);
+    return s.charAt(0).toLocaleUpperCase(i18n.locale) + s.slice(1);
+  }
+
+  // relayDays puts a line before the first message of each day in the log
+  // (messages without a time, still in the outbox, count as today).
+  function relayDays() {
+    for (const d of Array.from(log.querySelectorAll(":scope > li.day"))) d.remove();
+    let prev = null;
+    for (const li of Array.from(log.children)) {
+      if (!li.classList.contains("msg")) continue;
+      const tm = li.querySelector("time.when");
+      const d = tm && tm.dateTime ? new Date(tm.dateTime) : new Date();
+      if (isNaN(d)) continue;
+      if (!prev || !sameDay(prev, d)) {
+        const day = document.createElement("li");
+        day.className = "day";
+        const label = document.createElement("time");
+        label.dateTime = d.getFullYear() + "-" + String(d.getMonth() + 1).padStart(2, "0") + "-" + String(d.getDate()).padStart(2, "0");
+        label.textContent = dayLabel(d);
+        day.appendChild(label);
+        log.insertBefore(day, li);
+      }
+      prev = d;
+    }
   }
 
   function setTime(li, iso) {
-    const t = li.querySelector(".when");
-    t.textContent = formatTime(iso);
-    if (iso) t.dateTime = iso;
+    const w = li.querySelector(".when");
+    w.textContent = formatTime(iso);
+    if (iso) {
+      w.dateTime = iso;
+      const d = new Date(iso);
+      if (!isNaN(d)) w.title = fullFmt.format(d);
+    }
   }
 
-  function messageEl(user, mine, text) {
+  function badge(cls, text) {
+    const b = el("span", "badge " + cls, text);
+    b.dir = "";
+    return b;
+  }
+
+  // messageEl makes a message line: its author – "Me", or the display name
+  // with the username beside it, marked as a guest or as the teacher –,
+  // its time and its text.
+  function messageEl(user, mine, text, name) {
     const li = el("li", mine ? "msg mine" : "msg");
-    li.appendChild(el("span", "author", mine ? "Me" : (user || "someone")));
+    const guest = /^guest-/.test(user || "");
+    name = typeof name === "string" ? clean(name).trim() : "";
+    if (mine) {
+      li.appendChild(el("span", "author", t("Me")));
+    } else {
+      li.appendChild(el("span", "author", name || user || t("someone")));
+      if (name && name !== user && !guest) li.appendChild(el("span", "handle", "@" + user));
+    }
+    if (guest) li.appendChild(badge("guest", t("guest")));
+    if (teacher && user === teacher) li.appendChild(badge("teacher", t("teacher")));
     li.appendChild(el("time", "when", ""));
     li.appendChild(el("span", "text", String(text)));
     return li;
@@ -185,7 +280,7 @@
   // lower position (and before the outbox).
   function place(li, pos) {
     let e = log.lastElementChild;
-    while (e && e !== older && (e.classList.contains("outbox") || Number(e.dataset.pos || 0) > pos)) e = e.previousElementSibling;
+    while (e && e !== older && (e.classList.contains("outbox") || e.classList.contains("day") || Number(e.dataset.pos || 0) > pos)) e = e.previousElementSibling;
     log.insertBefore(li, e ? e.nextSibling : log.firstChild);
   }
 
@@ -202,7 +297,9 @@
     } else {
       log.insertBefore(li, outboxStart());
     }
+    relayDays();
     if (stick || scroll) log.scrollTop = log.scrollHeight;
+    markSoon();
   }
 
   // system shows a line from the page itself; pos places it among the
@@ -230,13 +327,15 @@
       if (data.datetime) setTime(had, data.datetime);
       return;
     }
-    const li = messageEl(data.user, isMine(data.user), data.message);
+    const li = messageEl(data.user, isMine(data.user), data.message, data.name);
     setTime(li, data.datetime);
     insert(li, seq, false);
   }
 
   // onChat handles a chat_message frame from the socket.
   function onChat(data) {
+    setDegraded(false);
+    if (log.hasAttribute("aria-busy")) busy();
     const seq = seqOf(data.seq);
     if (seq > lastSeq) lastSeq = seq;
     if (typeof data.id === "string" && outboxEls.has(data.id) && isMine(data.user)) {
@@ -262,27 +361,44 @@
       li.dataset.id = e.id;
       outboxEls.set(e.id, li);
       log.appendChild(li);
+      relayDays();
     }
     li.className = "msg mine outbox " + (e.failed ? "failed" : "pending");
-    li.querySelector(".when").textContent = e.failed ? "not sent" : "sending…";
+    li.querySelector(".when").textContent = e.failed ? t("not sent") : t("sending…");
     const old = li.querySelector(".note");
     if (old) old.remove();
     if (e.failed) {
-      const n = el("span", "note", "Not sent: " + e.failed);
-      n.appendChild(button("retry", "Retry", function () { retry(e.id); }));
-      n.appendChild(button("edit", "Edit", function () { edit(e.id); }));
-      n.appendChild(button("discard", "Discard", function () { drop(e.id); }));
+      const n = el("span", "note", t("Not sent: {reason}", { reason: e.failed }));
+      n.appendChild(button("retry", t("Retry"), t("Retry sending this message"), function () { retry(e.id); }));
+      n.appendChild(button("edit", t("Edit"), t("Edit this message"), function () { edit(e.id); }));
+      n.appendChild(button("discard", t("Discard"), t("Discard this message"), function () { drop(e.id); }));
       li.appendChild(n);
     } else if (note) {
       li.appendChild(el("span", "note", note));
     }
   }
 
-  function button(cls, label, onClick) {
+  function button(cls, label, title, onClick) {
     const b = el("button", "link " + cls, label);
     b.type = "button";
+    b.title = title;
     b.addEventListener("click", onClick);
     return b;
+  }
+
+  // reasonOf says in the reader's language why the server refused a
+  // message, from the error frame's code; the server's English detail is
+  // shown only for codes this page does not know.
+  function reasonOf(code, detail) {
+    switch (code) {
+      case "unavailable": return t("The chat server is busy, your message was not sent — it will be retried.");
+      case "rate_limited": return t("You are sending messages too fast; this one will be sent again in a moment.");
+      case "empty_message": return t("The message is empty.");
+      case "message_too_long": return t("The message is too long (at most 4000 characters).");
+      case "invalid_json": case "not_object": case "invalid_message": case "invalid_id": case "unknown_field": case "unknown_type":
+        return t("The message could not be read by the server.");
+    }
+    return t("The server refused this message: {reason}", { reason: detail || code });
   }
 
   function send(e) {
@@ -300,6 +416,7 @@
   function settle(id, seq, iso) {
     forget(id);
     refusals = 0;
+    setDegraded(false);
     const li = outboxEls.get(id);
     outboxEls.delete(id);
     if (!li) return;
@@ -331,8 +448,9 @@
   function refused(id, code, reason) {
     const e = entry(id);
     if (!e) return;
+    if (code === "unavailable") setDegraded(true);
     if (transient[code]) {
-      render(e, "Not stored yet (" + reason + "); trying again…");
+      render(e, reason);
       if (!retryTimer) {
         const delay = Math.min(30000, 1000 * Math.pow(2, refusals)) * (0.5 + Math.random() / 2);
         refusals++;
@@ -359,7 +477,7 @@
     const e = entry(id);
     if (!e) return;
     if (input.value.trim() !== "") {
-      system("Send or clear what is in the message box first; the text stays in the log.");
+      system(t("Send or clear what is in the message box first; the text stays in the log."));
       input.focus();
       return;
     }
@@ -407,8 +525,9 @@
     }
     const newest = oldestSeq === 0;
     loadingOlder = true;
-    older.textContent = "loading older messages…";
+    older.textContent = t("loading older messages…");
     older.hidden = false;
+    log.setAttribute("aria-busy", "true");
     fetch(historyURL + "?limit=" + PAGE + (newest ? "" : "&before=" + oldestSeq), {
       credentials: "same-origin",
       headers: { Accept: "application/json" },
@@ -431,15 +550,18 @@
         if (typeof m.id === "string" && outboxEls.has(m.id) && isMine(m.user)) drop(m.id);
         showMessage(m, seq);
       }
+      relayDays();
       log.scrollTop = log.scrollHeight - fromBottom;
+      log.removeAttribute("aria-busy");
       if (msgs.length < PAGE || oldestSeq === 1) olderDone = true;
       loadingOlder = false;
-      older.textContent = olderDone && oldestSeq > 1 ? "older messages were removed" : "";
+      older.textContent = olderDone && oldestSeq > 1 ? t("older messages were removed") : "";
       older.hidden = older.textContent === "";
       scheduleFill();
     }).catch(function () {
       loadingOlder = false;
-      older.textContent = "could not load older messages; scroll up to try again";
+      log.removeAttribute("aria-busy");
+      older.textContent = t("could not load older messages; scroll up to try again");
       older.hidden = false;
     });
   }
@@ -461,7 +583,7 @@
 
   function connect() {
     timer = null;
-    setStatus("connecting", attempt ? "reconnecting…" : "connecting…");
+    setStatus("connecting", attempt ? t("reconnecting…") : t("connecting…"));
     // The first connect of a page load gets history on join; later ones
     // resume from the last seq seen, so a dropped connection or a server
     // restart costs nothing and shows nothing twice.
@@ -470,7 +592,9 @@
     socket.onopen = function () {
       opened = true;
       attempt = 0;
-      setStatus("online", "connected");
+      degraded = false;
+      setStatus("online", t("connected"));
+      busy();
       flush();
     };
     socket.onmessage = function (e) {
@@ -482,25 +606,29 @@
         case "hello": onHello(data); break;
         case "chat_message": onChat(data); break;
         case "ack":
+          setDegraded(false);
           if (typeof data.id === "string" && outboxEls.has(data.id)) settle(data.id, seqOf(data.seq), "");
           break;
         case "history_truncated":
-          system("older messages were removed", "quiet", seqOf(data.first) ? data.first - 0.5 : undefined);
+          system(t("older messages were removed"), "quiet", seqOf(data.first) ? data.first - 0.5 : undefined);
           break;
-        case "error":
+        case "error": {
+          const reason = reasonOf(data.code, data.detail || data.message);
           if (typeof data.id === "string" && outboxEls.has(data.id)) {
-            refused(data.id, data.code, data.detail || data.message || data.code);
+            refused(data.id, data.code, reason);
           } else if (transient[data.code] && outboxEls.size > 0) {
             // Refused before the server read which message it was (the
             // budgets charge a frame before parsing it): every pending
             // message waits and is sent again; ids make that harmless.
             for (const id of Array.from(outboxEls.keys())) {
-              refused(id, data.code, data.detail || data.message || data.code);
+              refused(id, data.code, reason);
             }
           } else {
-            system("⚠ " + (data.detail || data.message));
+            if (data.code === "unavailable") setDegraded(true);
+            system("⚠ " + reason);
           }
           break;
+        }
         default:
           if (typeof data.message === "string") onChat(data);
       }
@@ -511,17 +639,123 @@
       // A slow consumer (1008 too) only missed frames, which a resume
       // brings back: it may reconnect.
       if (final[e.code] && !(e.code === 1008 && /^slow consumer/.test(e.reason))) {
-        setStatus("offline", "disconnected");
-        system("Disconnected: " + (e.reason || "code " + e.code) + ". Reload the page to try again.");
+        setStatus("offline", t("disconnected"));
+        closed(e.reason || "code " + e.code);
         return;
       }
       // Exponential backoff with full jitter: 0.5 s, 1 s, 2 s … up to 15 s.
       const cap = Math.min(15000, 500 * Math.pow(2, attempt));
       const delay = Math.round(Math.random() * cap) + 250;
       attempt++;
-      setStatus("offline", "offline, retrying in " + Math.ceil(delay / 1000) + " s");
+      setStatus("offline", t("offline, retrying in {n} s", { n: Math.ceil(delay / 1000) }));
       timer = setTimeout(connect, delay);
     };
+  }
+
+  // closed says why the server closed the connection for good, in words
+  // the reader can act on, with a link where there is something to do.
+  // The close reasons are the store's revocation reasons.
+  function closed(reason) {
+    let say = null;
+    let link = null;
+    switch (reason) {
+      case "no longer enrolled":
+        say = t("You were removed from this course, so its chat room is closed to you. Ask the teacher if you think this is a mistake.");
+        link = { href: "/courses/", text: t("Back to my courses") };
+        break;
+      case "course deleted":
+        say = t("This course was deleted, and its chat room with it.");
+        link = { href: "/courses/", text: t("Back to my courses") };
+        break;
+      case "logged out":
+        say = t("You logged out (in this or another tab). Log in again to chat.");
+        link = { href: "/accounts/login/?next=" + encodeURIComponent(location.pathname), text: t("Log in") };
+        break;
+      case "session ended": case "signed out everywhere":
+        say = t("Your session ended. Log in again to chat.");
+        link = { href: "/accounts/login/?next=" + encodeURIComponent(location.pathname), text: t("Log in") };
+        break;
+      case "account deleted":
+        say = t("This account was deleted.");
+        break;
+      default:
+        say = t("The connection was closed: {reason}. Reload the page to try again.", { reason: reason });
+    }
+    const stick = atBottom();
+    const li = el("li", "system closed");
+    li.appendChild(el("span", "text", say));
+    if (link) {
+      const a = document.createElement("a");
+      a.href = link.href;
+      a.textContent = link.text;
+      a.className = "action";
+      li.appendChild(a);
+    }
+    log.insertBefore(li, outboxStart());
+    if (stick) log.scrollTop = log.scrollHeight;
+    input.disabled = true;
+    form.querySelector("button").disabled = true;
+  }
+
+  // busy keeps screen readers from reading out a burst of old messages (the
+  // history a connection starts with, or a resume) one by one: from each
+  // connect the log is aria-busy until messages have stopped arriving for a
+  // moment; live messages after that are announced as they come.
+  let busyTimer = null;
+  function busy() {
+    log.setAttribute("aria-busy", "true");
+    clearTimeout(busyTimer);
+    busyTimer = setTimeout(function () { if (!loadingOlder) log.removeAttribute("aria-busy"); }, 400);
+  }
+
+  // Read positions (signed-in users): the newest seq shown is reported
+  // when things have settled, at most every MARK_EVERY ms while messages
+  // keep coming (each report is a write to the database), whenever the
+  // page becomes visible again, and when it is left.
+  const MARK_EVERY = 3000;
+  let markTimer = null;
+  let marked = -1;
+  let markedAt = 0;
+  function markSoon() {
+    if (!readURL || markTimer) return;
+    markTimer = setTimeout(markRead, Math.max(300, markedAt + MARK_EVERY - Date.now()));
+  }
+  function markRead(leaving) {
+    clearTimeout(markTimer);
+    markTimer = null;
+    if ((document.visibilityState === "hidden" && leaving !== true) || maxSeq <= marked) return;
+    const seq = maxSeq;
+    markedAt = Date.now();
+    fetch(readURL, {
+      method: "POST",
+      keepalive: true, // also when the page is being left
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ seq: seq }),
+    }).then(function (r) {
+      if (!r.ok) return;
+      if (seq > marked) marked = seq;
+      if (window.chatdUnread) window.chatdUnread.refresh();
+    }).catch(function () { /* the next message or visit tries again */ });
+  }
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible") markSoon();
+    else if (markTimer) markRead(true);
+  });
+  // Leaving the page with a report still waiting sends it now.
+  window.addEventListener("pagehide", function () { if (markTimer) markRead(true); });
+
+  // A guest's recent public rooms, for the room list (index.js).
+  function rememberRoom() {
+    if (readURL || !root.dataset.public) return;
+    try {
+      const key = "chatd:recent";
+      let list = JSON.parse(localStorage.getItem(key) || "[]");
+      if (!Array.isArray(list)) list = [];
+      list = list.filter(function (r) { return r && r.path !== location.pathname; });
+      list.unshift({ path: location.pathname, title: "#" + root.dataset.public, at: Date.now() });
+      localStorage.setItem(key, JSON.stringify(list.slice(0, 10)));
+    } catch (_) { /* storage off: no list */ }
   }
 
   // checkHistoryOff asks the history API whether the server stopped
@@ -577,6 +811,13 @@
   // What was still unsent when the page was left is shown (and sent once
   // connected).
   for (const e of outbox) render(e);
+  relayDays();
+  rememberRoom();
+  if (readURL) {
+    marked = -1;
+    maxSeq = maxSeq || 0;
+    markTimer = setTimeout(markRead, 0); // records the visit even in an empty room
+  }
   input.focus();
   connect();
 })();
