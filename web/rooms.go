@@ -80,6 +80,9 @@ func (s *Server) courseAccess(r *http.Request, u *chat.User) (*chat.Course, int,
 	if err != nil || id <= 0 {
 		return nil, http.StatusNotFound, "a course id is a positive number"
 	}
+	if s.cfg.ExternalCourses != nil {
+		return s.externalCourseAccess(r, id)
+	}
 	c, err := s.store.CourseByID(r.Context(), id)
 	switch chat.ErrorCode(err) {
 	case "":
@@ -96,6 +99,36 @@ func (s *Server) courseAccess(r *http.Request, u *chat.User) (*chat.Course, int,
 		return nil, http.StatusNotFound, "there is no course " + strconv.FormatInt(id, 10)
 	default:
 		s.log.Error("web: course access", "course", id, "err", err)
+		return nil, http.StatusServiceUnavailable, "the course database is unavailable, try again later"
+	}
+	if !ok {
+		return nil, http.StatusForbidden, "only the course's owner and its enrolled students may enter this course's chat room"
+	}
+	return c, http.StatusOK, ""
+}
+
+// externalCourseAccess is courseAccess when the external site decides
+// the course rooms (Config.ExternalCourses): the course must exist there
+// and the request's external user must be allowed in by it. A user signed
+// in with a chatd session is refused: the external site knows nothing of
+// chatd's accounts.
+func (s *Server) externalCourseAccess(r *http.Request, id int64) (*chat.Course, int, string) {
+	sess := sessionFromContext(r.Context())
+	if sess == nil || sess.External == "" {
+		return nil, http.StatusForbidden, "course rooms on this server belong to the Django site: sign in there to enter them"
+	}
+	c, err := s.cfg.ExternalCourses.Course(r.Context(), id)
+	switch chat.ErrorCode(err) {
+	case "":
+	case chat.ENOTFOUND:
+		return nil, http.StatusNotFound, "there is no course " + strconv.FormatInt(id, 10)
+	default:
+		s.log.Error("web: external course lookup", "course", id, "err", err)
+		return nil, http.StatusServiceUnavailable, "the course database is unavailable, try again later"
+	}
+	ok, err := s.cfg.ExternalCourses.CanEnter(r.Context(), id, sess.ExternalID)
+	if err != nil {
+		s.log.Error("web: external course access", "course", id, "err", err)
 		return nil, http.StatusServiceUnavailable, "the course database is unavailable, try again later"
 	}
 	if !ok {
@@ -127,6 +160,11 @@ func capitalize(s string) string {
 func (s *Server) handleCourses(w http.ResponseWriter, r *http.Request) {
 	u := s.requireUser(w, r)
 	if u == nil {
+		return
+	}
+	if s.cfg.ExternalCourses != nil {
+		// The external site keeps the courses; chatd has no list of them.
+		s.render(w, r, http.StatusOK, "courses.html", map[string]any{"External": true})
 		return
 	}
 	courses, err := s.store.CoursesForUser(r.Context(), u.ID)

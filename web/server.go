@@ -80,6 +80,11 @@ type Config struct {
 	// sockets are checked again, default 30 s.
 	External        ExternalAuth
 	ExternalRecheck time.Duration
+	// ExternalCourses, if not nil, decide course rooms instead of the
+	// store's courses: the external site's courses and enrolment, for
+	// users signed in through External (DJANGO_COURSE_QUERY). Open
+	// course-room sockets are asked about again every ExternalRecheck.
+	ExternalCourses ExternalCourses
 	// CheckRoom, if not nil, refuses public room names that the channel
 	// layer cannot carry, with a reason for the user: the channels_redis
 	// layer allows only names that are valid Django group names.

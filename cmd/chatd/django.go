@@ -16,6 +16,7 @@ import (
 	"github.com/chatd/chat/core"
 	"github.com/chatd/chat/djangoauth"
 	"github.com/chatd/chat/password"
+	"github.com/chatd/chat/web"
 	"github.com/chatd/chat/ws"
 )
 
@@ -282,6 +283,10 @@ type djangoSessionConfig struct {
 	UserTable   string
 	Backends    string
 	Recheck     time.Duration
+	// CourseQuery and CourseTitleQuery put course rooms under the Django
+	// site's enrolment (djangoauth's courses.go).
+	CourseQuery      string
+	CourseTitleQuery string
 }
 
 // bindDjangoSessions registers the Django session settings' flags.
@@ -298,7 +303,9 @@ func (e *envFlags) bindDjangoSessions(c *djangoSessionConfig) {
 	e.Int(&c.CookieAge, "django-session-cookie-age", "DJANGO_SESSION_COOKIE_AGE", int(djangoauth.DefaultCookieAge/time.Second), "the Django site's SESSION_COOKIE_AGE in seconds (how old a signed-cookie session may be)")
 	e.String(&c.UserTable, "django-user-table", "DJANGO_USER_TABLE", djangoauth.DefaultUserTable, "the table of the Django site's user model (AUTH_USER_MODEL)")
 	e.String(&c.Backends, "django-authentication-backends", "DJANGO_AUTHENTICATION_BACKENDS", djangoauth.ModelBackend, "the Django site's AUTHENTICATION_BACKENDS, comma-separated: a session made by another backend is not accepted")
-	e.Duration(&c.Recheck, "django-session-recheck", "DJANGO_SESSION_RECHECK", 30*time.Second, "how often the Django sessions of open sockets are checked again (logged out, password changed, account deactivated: the socket closes with 1008)")
+	e.Duration(&c.Recheck, "django-session-recheck", "DJANGO_SESSION_RECHECK", 30*time.Second, "how often the Django sessions of open sockets are checked again (logged out, password changed, account deactivated: the socket closes with 1008), and with DJANGO_COURSE_QUERY the enrolment of course-room sockets (1008 \"no longer enrolled\")")
+	e.String(&c.CourseQuery, "django-course-query", "DJANGO_COURSE_QUERY", "", "with DJANGO_SECRET_KEY: SQL run on the Django database that decides who may enter course room /chat/room/<id>/, with the parameters :course (the id) and :user (the Django user's id), returning a row when they may; then the Django site's enrolment decides every course room (see docs/django.md for the educa tutorial's query)")
+	e.String(&c.CourseTitleQuery, "django-course-title-query", "DJANGO_COURSE_TITLE_QUERY", "", "with DJANGO_COURSE_QUERY: SQL with the parameter :course returning a course's title (and optionally its owner's username); no row means there is no such course (404). Without it a course is called \"Course <id>\" and a missing one answers 403 like one the user is not enrolled in")
 }
 
 // validate checks the Django session settings.
@@ -307,9 +314,13 @@ func (c *djangoSessionConfig) validate() error {
 	if c.Engine == "cached_db" {
 		c.Engine = djangoauth.EngineDB
 	}
+	c.CourseQuery, c.CourseTitleQuery = strings.TrimSpace(c.CourseQuery), strings.TrimSpace(c.CourseTitleQuery)
 	if c.SecretKey == "" {
-		if c.DatabaseURL != "" {
+		switch {
+		case c.DatabaseURL != "":
 			return errors.New("DJANGO_DATABASE_URL is set but DJANGO_SECRET_KEY is not: both are needed to accept the Django site's logins")
+		case c.CourseQuery != "" || c.CourseTitleQuery != "":
+			return errors.New("DJANGO_COURSE_QUERY needs the Django site's logins: set DJANGO_SECRET_KEY and DJANGO_DATABASE_URL too")
 		}
 		return nil
 	}
@@ -322,6 +333,8 @@ func (c *djangoSessionConfig) validate() error {
 		return errors.New("DJANGO_SESSION_COOKIE_AGE must be at least 1")
 	case c.Recheck < 10*time.Millisecond:
 		return errors.New("DJANGO_SESSION_RECHECK must be at least 10ms")
+	case c.CourseTitleQuery != "" && c.CourseQuery == "":
+		return errors.New("DJANGO_COURSE_TITLE_QUERY is set but DJANGO_COURSE_QUERY is not: the title query only names the courses the course query admits to")
 	}
 	return nil
 }
@@ -337,32 +350,60 @@ type djangoLogins struct {
 
 func (d *djangoLogins) CookieName() string { return d.v.CookieName() }
 
-func (d *djangoLogins) Authenticate(ctx context.Context, cookie string) (*chat.User, time.Time, error) {
+func (d *djangoLogins) Authenticate(ctx context.Context, cookie string) (*web.ExternalSession, error) {
 	du, err := d.v.Verify(ctx, cookie)
 	if err != nil {
-		return nil, time.Time{}, err
+		return nil, err
 	}
 	if chat.ValidateUsername(du.Username) != nil {
-		return nil, time.Time{}, chat.Errorf(chat.EUNAUTHORIZED, "the Django username cannot be used in chat")
+		return nil, chat.Errorf(chat.EUNAUTHORIZED, "the Django username cannot be used in chat")
 	}
 	u, err := d.store.UserByUsername(ctx, du.Username)
-	if chat.ErrorCode(err) != chat.ENOTFOUND {
-		return u, du.Expires, err
+	if chat.ErrorCode(err) == chat.ENOTFOUND {
+		u, err = d.createUser(ctx, du)
 	}
+	if err != nil {
+		return nil, err
+	}
+	return &web.ExternalSession{User: u, ID: du.ID, Expires: du.Expires}, nil
+}
+
+// createUser makes the chatd account of a Django user seen for the first
+// time.
+func (d *djangoLogins) createUser(ctx context.Context, du *djangoauth.User) (*chat.User, error) {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	hash, err := password.Hash(hex.EncodeToString(b))
 	if err != nil {
-		return nil, time.Time{}, err
+		return nil, err
 	}
-	u = &chat.User{Username: du.Username}
+	u := &chat.User{Username: du.Username}
 	err = d.store.CreateUser(ctx, u, hash)
 	if chat.ErrorCode(err) == chat.ECONFLICT { // made by a concurrent request
-		u, err = d.store.UserByUsername(ctx, du.Username)
+		return d.store.UserByUsername(ctx, du.Username)
 	} else if err == nil {
 		d.log.Info("django: first login of a Django user; made their chatd account", "user", du.Username, "django_id", du.ID)
 	}
-	return u, du.Expires, err
+	return u, err
+}
+
+// djangoCourses is web.ExternalCourses over the Django site's tables
+// (DJANGO_COURSE_QUERY, DJANGO_COURSE_TITLE_QUERY).
+type djangoCourses struct{ v *djangoauth.Verifier }
+
+func (d djangoCourses) Course(ctx context.Context, id int64) (*chat.Course, error) {
+	c, err := d.v.Course(ctx, id)
+	if errors.Is(err, djangoauth.ErrNoCourse) {
+		return nil, chat.Errorf(chat.ENOTFOUND, "there is no course %d", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &chat.Course{ID: c.ID, Title: c.Title, OwnerUsername: c.Owner}, nil
+}
+
+func (d djangoCourses) CanEnter(ctx context.Context, id int64, djangoID string) (bool, error) {
+	return d.v.CanEnterCourse(ctx, id, djangoID)
 }
 
 // openDjangoLogins opens the Django site's database, or returns nil when
@@ -386,9 +427,25 @@ func openDjangoLogins(ctx context.Context, c *djangoSessionConfig, st chat.Store
 		CookieAge:   time.Duration(c.CookieAge) * time.Second,
 		UserTable:   c.UserTable,
 		Backends:    backends,
+
+		CourseQuery:      c.CourseQuery,
+		CourseTitleQuery: c.CourseTitleQuery,
 	})
 	if err != nil {
 		return nil, nil, err
 	}
 	return &djangoLogins{v: v, store: st, log: log}, v, nil
+}
+
+// warnOwnCourses logs a warning when chatd's store has courses of its own
+// while the Django site decides the course rooms: their rooms (and stored
+// messages) share ids with the Django site's courses.
+func warnOwnCourses(ctx context.Context, st chat.Store, log *slog.Logger) {
+	cs, err := st.ListCourses(ctx)
+	if err != nil || len(cs) == 0 {
+		return
+	}
+	log.Warn("DJANGO_COURSE_QUERY is set, so the Django site decides every course room /chat/room/<id>/; chatd's own courses no longer do, "+
+		"and the messages already stored in their rooms are shown to the members of the Django course with the same id (delete them with chatd deletecourse if that is wrong)",
+		"chatd_courses", len(cs))
 }

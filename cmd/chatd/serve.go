@@ -218,9 +218,14 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		return err
 	}
 	var external web.ExternalAuth
+	var externalCourses web.ExternalCourses
 	if djLogins != nil {
 		defer djVerifier.Close()
 		external = djLogins
+		if djVerifier.HasCourses() {
+			externalCourses = djangoCourses{djVerifier}
+			warnOwnCourses(ctx, st, log)
+		}
 	}
 	srv, err := web.NewServer(web.Config{
 		Production:      cfg.production(),
@@ -249,6 +254,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		CheckRoom:         checkRoom,
 		External:          external,
 		ExternalRecheck:   cfg.django.Recheck,
+		ExternalCourses:   externalCourses,
 	}, hub)
 	if err != nil {
 		return err

@@ -1,0 +1,145 @@
+package e2e_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/chatd/chat/internal/djangoanchor"
+	"github.com/chatd/chat/internal/testserver"
+	"github.com/chatd/chat/internal/wstest"
+)
+
+// The educa tutorial's course membership and titles, as docs/django.md
+// shows them.
+const (
+	educaCourseQuery = `SELECT 1 FROM courses_course WHERE id = :course AND owner_id = :user
+UNION ALL
+SELECT 1 FROM courses_course_students WHERE course_id = :course AND user_id = :user`
+	educaTitleQuery = `SELECT c.title, u.username FROM courses_course c JOIN auth_user u ON u.id = c.owner_id WHERE c.id = :course`
+)
+
+// startCourseSite starts the real Django site with an educa-like courses
+// app and Django's login form, and makes users teacher, alice and bob (the
+// password of each is its name + "-pw") and a course of teacher's with
+// alice enrolled. It returns the site and the course's id.
+func startCourseSite(t *testing.T, layer string) (*djangoanchor.Anchor, int64) {
+	t.Helper()
+	dj := djangoanchor.Start(t, djangoanchor.Options{Layer: layer,
+		Files: djangoanchor.Files(djangoanchor.LoginFiles, djangoanchor.CourseFiles), Apps: djangoanchor.CourseApps})
+	for _, u := range []string{"teacher", "alice", "bob"} {
+		dj.CreateUser(u, u+"-pw")
+	}
+	return dj, dj.CreateCourse("teacher", "Go ünd Django", "alice")
+}
+
+// courseEnv is chatd's environment for Django logins and Django's course
+// enrolment.
+func courseEnv(dj *djangoanchor.Anchor) []string {
+	return []string{"DJANGO_SECRET_KEY=" + djangoanchor.SecretKey, "DJANGO_DATABASE_URL=sqlite://" + dj.DatabasePath(),
+		"DJANGO_SESSION_RECHECK=200ms", "DJANGO_COURSE_QUERY=" + educaCourseQuery, "DJANGO_COURSE_TITLE_QUERY=" + educaTitleQuery}
+}
+
+// getAs returns the status and body of a GET with a Django session.
+func getAs(t *testing.T, url, sid string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if sid != "" {
+		req.Header.Set("Cookie", "sessionid="+sid)
+	}
+	cl := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := cl.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// dialAs opens a chatd.v1 socket with a Django session and returns it
+// after its hello, which must name user.
+func dialAs(t *testing.T, url, sid, user string) *recorder {
+	t.Helper()
+	c := wstest.Dial(t, url, wstest.Options{Subprotocol: "chatd.v1", Header: map[string][]string{"Cookie": {"sessionid=" + sid}}})
+	hello, err := c.TryNext(patience)
+	if err != nil || hello.Str("type") != "hello" || hello.Str("user") != user {
+		t.Fatalf("hello as %s: %v %v", user, hello, err)
+	}
+	return &recorder{t: t, name: user, c: c}
+}
+
+// TestDjangoCourseRooms runs chatd with DJANGO_COURSE_QUERY beside the
+// real Django site: users signed in through Django's login form enter a
+// course's room (page, socket, history) exactly when the site's
+// courses_course / courses_course_students say so, and a student removed
+// on the Django side is disconnected from the room (1008 "no longer
+// enrolled") while the course's owner stays.
+func TestDjangoCourseRooms(t *testing.T) {
+	dj, id := startCourseSite(t, "")
+	srv := testserver.Start(t, nil, courseEnv(dj)...)
+	alice, bob, teacher := dj.Login("alice", "alice-pw"), dj.Login("bob", "bob-pw"), dj.Login("teacher", "teacher-pw")
+	page := fmt.Sprintf("%s/chat/room/%d/", srv.URL, id)
+	socket := wstest.WSURL(srv.URL, fmt.Sprintf("/ws/chat/room/%d/", id))
+	api := fmt.Sprintf("%s/api/chat/room/%d/messages", srv.URL, id)
+
+	// The page: the Django course's title for its student, 403 for
+	// someone else, 404 for a course the site does not have.
+	if status, body := getAs(t, page, alice); status != 200 || !strings.Contains(body, "Go ünd Django") {
+		t.Errorf("alice's room page: %d", status)
+	}
+	if status, body := getAs(t, fmt.Sprintf("%s/courses/%d/", srv.URL, id), alice); status != 200 || !strings.Contains(body, "teacher") {
+		t.Errorf("alice's course page: %d %s", status, body)
+	}
+	if status, _ := getAs(t, page, bob); status != 403 {
+		t.Errorf("bob's room page: %d, want 403", status)
+	}
+	if status, _ := getAs(t, fmt.Sprintf("%s/chat/room/%d/", srv.URL, id+100), alice); status != 404 {
+		t.Errorf("a course Django does not have: %d, want 404", status)
+	}
+	// The socket: 403 before any 101 for bob, 401 without a session.
+	if status, _ := wstest.DialStatus(t, socket, "Cookie", "sessionid="+bob); status != 403 {
+		t.Errorf("bob's socket: %d, want 403", status)
+	}
+	if status, _ := wstest.DialStatus(t, socket); status != 401 {
+		t.Errorf("a socket without a session: %d, want 401", status)
+	}
+	a := dialAs(t, socket, alice, "alice")
+	tc := dialAs(t, socket, teacher, "teacher")
+	a.c.Send(t, map[string]string{"message": "hello course"})
+	if f := a.expect("hello course"); f.Str("user") != "alice" || f.Int("seq") != 1 || f.Str("room") != fmt.Sprintf("course:%d", id) {
+		t.Errorf("alice's frame: %v", f)
+	}
+	tc.expect("hello course")
+	// The history API follows the same rule.
+	if status, body := getAs(t, api, alice); status != 200 || !strings.Contains(body, "hello course") {
+		t.Errorf("alice's history: %d %s", status, body)
+	}
+	if status, _ := getAs(t, api, bob); status != 403 {
+		t.Errorf("bob's history: %d, want 403", status)
+	}
+
+	// The site removes alice from the course: her socket closes, the
+	// teacher's does not, and she cannot come back.
+	dj.Unenroll(id, "alice")
+	old := wstest.Timeout
+	wstest.Timeout = patience
+	defer func() { wstest.Timeout = old }()
+	if code, reason := a.c.WaitClose(t); code != 1008 || reason != "no longer enrolled" {
+		t.Errorf("alice's socket closed with %d %q, want 1008 no longer enrolled", code, reason)
+	}
+	tc.c.Send(t, map[string]string{"message": "the teacher stays"})
+	tc.expect("the teacher stays")
+	if status, _ := wstest.DialStatus(t, socket, "Cookie", "sessionid="+alice); status != 403 {
+		t.Errorf("alice's socket after the removal: %d, want 403", status)
+	}
+	if status, _ := getAs(t, page, alice); status != 403 {
+		t.Errorf("alice's page after the removal: %d, want 403", status)
+	}
+	tc.once("hello course", "the teacher stays")
+	if !strings.Contains(srv.Stderr(), "no longer enrolled") {
+		t.Logf("chatd's log:\n%s", srv.Stderr())
+	}
+}
