@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	chat "github.com/chatd/chat"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 )
@@ -121,7 +122,7 @@ func newBridge(ctx context.Context, opt Options) (*bridge, error) {
 		codec:   c,
 		id:      hex.EncodeToString(idb[:]),
 		dep:     dep,
-		held:    groupSet{groups: make(map[string]string)},
+		held:    groupSet{groups: make(map[string]chat.Room)},
 		ctx:     bctx,
 		cancel:  cancel,
 		local:   make(map[string]string),
@@ -238,7 +239,7 @@ func (b *bridge) leaseKey(g string) string {
 // --- membership -------------------------------------------------------------
 
 // join makes this process a member of Django group g (room's group).
-func (b *bridge) join(ctx context.Context, g, room string) {
+func (b *bridge) join(ctx context.Context, g string, room chat.Room) {
 	b.held.add(g, room)
 	if err := b.joinRedis(ctx, g); err != nil {
 		b.fail(err)

@@ -143,3 +143,67 @@ func TestDjangoCourseRooms(t *testing.T) {
 		t.Logf("chatd's log:\n%s", srv.Stderr())
 	}
 }
+
+// TestDjangoCourseGroupBridge runs chatd with CHANNELS_REDIS_COURSE_GROUP
+// beside the real Django site and its educa-like course consumer, for both
+// channels_redis layers: a Django view's group_send to chat_<course id>
+// reaches chatd's course room (stored, sequenced), a chatd student's
+// message reaches the Daphne client in the course's group, a Daphne
+// client's message reaches chatd, nothing arrives twice, and the public
+// room named like the course's id is refused.
+func TestDjangoCourseGroupBridge(t *testing.T) {
+	for _, layer := range []string{"core", "pubsub"} {
+		t.Run(layer, func(t *testing.T) {
+			dj, id := startCourseSite(t, layer)
+			env := append(courseEnv(dj), "CHANNEL_LAYER=channels_redis", "CHANNELS_REDIS_LAYER="+layer, "REDIS_URL="+dj.Redis.URL(),
+				"CHANNELS_REDIS_COURSE_GROUP=chat_{course}", "RATE_LIMIT=0")
+			srv := testserver.Start(t, nil, env...)
+			alice, teacher := dj.Login("alice", "alice-pw"), dj.Login("teacher", "teacher-pw")
+			a := dialAs(t, wstest.WSURL(srv.URL, fmt.Sprintf("/ws/chat/room/%d/", id)), alice, "alice")
+			d := &recorder{t: t, name: "daphne client (teacher)", c: wstest.Dial(t, dj.WSURL(fmt.Sprintf("/ws/chat/room/%d/", id)),
+				wstest.Options{Header: map[string][]string{"Cookie": {"sessionid=" + teacher}}})}
+			room := fmt.Sprintf("course:%d", id)
+
+			// 1. A Django view's group_send to the course's group.
+			dj.GroupSend(fmt.Sprintf("chat_%d", id), `{"type": "chat_message", "message": "from a django view", "user": "teacher"}`)
+			if f := a.expect("from a django view"); f.Str("user") != "teacher" || f.Int("seq") != 1 || f.Str("room") != room {
+				t.Errorf("chatd frame of the Django event: %v", f)
+			}
+			d.expect("from a django view")
+
+			// 2. A chatd student's message reaches the Django consumer,
+			// which passes the whole event to its browser.
+			a.c.Send(t, map[string]string{"message": "from chatd"})
+			if f := a.expect("from chatd"); f.Int("seq") != 2 {
+				t.Errorf("chatd echo: %v", f)
+			}
+			if f := d.expect("from chatd"); f.Str("user") != "alice" || f.Str("room") != room || f.Int("seq") != 2 {
+				t.Errorf("the Daphne client got %v", f)
+			}
+
+			// 3. The Daphne client's message (the consumer's group_send,
+			// with its user) reaches chatd.
+			d.c.Send(t, map[string]string{"message": "from daphne"})
+			if f := a.expect("from daphne"); f.Str("user") != "teacher" || f.Int("seq") != 3 {
+				t.Errorf("chatd frame of the Daphne message: %v", f)
+			}
+			d.expect("from daphne")
+
+			// All three are in the course room's history, each once.
+			status, body := getAs(t, fmt.Sprintf("%s/api/chat/room/%d/messages", srv.URL, id), alice)
+			if status != 200 || strings.Count(body, `"seq"`) != 3 {
+				t.Errorf("history: %d %s", status, body)
+			}
+			a.c.Send(t, map[string]string{"message": "marker"})
+			a.expect("marker")
+			d.expect("marker")
+			a.once("from a django view", "from chatd", "from daphne", "marker")
+			d.once("from a django view", "from chatd", "from daphne", "marker")
+
+			// The public room named like the course would share its group.
+			if status, body := wstest.DialStatus(t, wstest.WSURL(srv.URL, fmt.Sprintf("/ws/chat/%d/", id))); status != 404 || !strings.Contains(body, "course") {
+				t.Errorf("public room %d: %d %q", id, status, body)
+			}
+		})
+	}
+}

@@ -37,12 +37,14 @@ type djangoConfig struct {
 	CRSerializer  string
 	CRRandomLen   int
 	CRGroup       string
+	CRCourseGroup string // "": course rooms are not bridged
 	CREventType   string
 	CRUser        string
 	CRKeys        []string // CHANNELS_REDIS_SYMMETRIC_ENCRYPTION_KEYS (environment only: a secret)
 
-	groups channelsredis.GroupPattern
-	hosts  []string
+	groups       channelsredis.GroupPattern
+	courseGroups channelsredis.GroupPattern // zero: course rooms are not bridged
+	hosts        []string
 }
 
 // bindDjango registers the Django settings' flags.
@@ -56,6 +58,7 @@ func (e *envFlags) bindDjango(c *djangoConfig) {
 	e.String(&c.CRSerializer, "channels-redis-serializer", "CHANNELS_REDIS_SERIALIZER", channelsredis.SerializerMsgpack, "the Django layer's serializer_format: msgpack or json")
 	e.Int(&c.CRRandomLen, "channels-redis-random-prefix-length", "CHANNELS_REDIS_RANDOM_PREFIX_LENGTH", channelsredis.DefaultRandomPrefix, "the Django layer's random_prefix_length (core)")
 	e.String(&c.CRGroup, "channels-redis-group", "CHANNELS_REDIS_GROUP", channelsredis.DefaultGroupPattern, "the Django group of a public room; {room} is the room's name")
+	e.String(&c.CRCourseGroup, "channels-redis-course-group", "CHANNELS_REDIS_COURSE_GROUP", "", "with CHANNEL_LAYER=channels_redis: the Django group of a course's chat room, {course} being its id (the educa tutorial's is chat_{course}); empty: course rooms are not bridged. Public rooms whose group would be a course's are then refused")
 	e.String(&c.CREventType, "channels-redis-event-type", "CHANNELS_REDIS_EVENT_TYPE", channelsredis.DefaultEventType, "the type of the events chatd sends to Django groups (the consumer's handler: chat_message or chat.message call chat_message())")
 	e.String(&c.CRUser, "channels-redis-user", "CHANNELS_REDIS_USER", "django", "the sender's name in chatd for a Django event without a valid \"user\" key")
 	if v := strings.TrimSpace(e.getenv("CHANNELS_REDIS_SYMMETRIC_ENCRYPTION_KEYS")); v != "" {
@@ -70,6 +73,9 @@ func (e *envFlags) bindDjango(c *djangoConfig) {
 // validate checks the Django settings; redisURL is chatd's own Redis.
 func (c *djangoConfig) validate(kind string, redisURL *string) error {
 	if kind != layerChannelsRedis {
+		if strings.TrimSpace(c.CRCourseGroup) != "" {
+			return fmt.Errorf("CHANNELS_REDIS_COURSE_GROUP needs CHANNEL_LAYER=channels_redis (it is %s)", kind)
+		}
 		return nil
 	}
 	switch c.CRLayer {
@@ -99,6 +105,11 @@ func (c *djangoConfig) validate(kind string, redisURL *string) error {
 		return fmt.Errorf("CHANNELS_REDIS_GROUP: %w", err)
 	}
 	c.groups = g
+	if p := strings.TrimSpace(c.CRCourseGroup); p != "" {
+		if c.courseGroups, err = channelsredis.ParseCourseGroupPattern(p); err != nil {
+			return fmt.Errorf("CHANNELS_REDIS_COURSE_GROUP: %w", err)
+		}
+	}
 	switch {
 	case c.CRCapacity < 1:
 		return errors.New("CHANNELS_REDIS_CAPACITY must be at least 1")
@@ -130,20 +141,21 @@ const originDjango = ^uint64(0)
 // Django group. One goroutine sends them in commit order, so the
 // committer never waits for the Django side's Redis round trips.
 type djangoPublisher struct {
-	hub   *ws.Hub
-	layer atomic.Pointer[channelsredis.Layer] // set once the layer is open
-	log   *slog.Logger
-	queue chan *chat.Message
-	done  chan struct{}
-	lost  atomic.Uint64
+	hub     *ws.Hub
+	courses bool                                // course rooms are bridged too (CHANNELS_REDIS_COURSE_GROUP)
+	layer   atomic.Pointer[channelsredis.Layer] // set once the layer is open
+	log     *slog.Logger
+	queue   chan *chat.Message
+	done    chan struct{}
+	lost    atomic.Uint64
 }
 
 // djangoQueue bounds the messages waiting for the Django side; over it
 // messages are not sent there (and counted), rather than slowing chatd.
 const djangoQueue = 8192
 
-func newDjangoPublisher(hub *ws.Hub, log *slog.Logger) *djangoPublisher {
-	p := &djangoPublisher{hub: hub, log: log, queue: make(chan *chat.Message, djangoQueue), done: make(chan struct{})}
+func newDjangoPublisher(hub *ws.Hub, courses bool, log *slog.Logger) *djangoPublisher {
+	p := &djangoPublisher{hub: hub, courses: courses, log: log, queue: make(chan *chat.Message, djangoQueue), done: make(chan struct{})}
 	go p.run()
 	return p
 }
@@ -156,7 +168,7 @@ func (p *djangoPublisher) Publish(ctx context.Context, m *chat.Message, origin u
 		// duplicate (a client's retry) was sent to them the first time.
 		return err
 	}
-	if r, ok := chat.ParseRoomKey(m.Room); !ok || r.Kind != chat.RoomPublic {
+	if r, ok := chat.ParseRoomKey(m.Room); !ok || !(r.Kind == chat.RoomPublic || r.Kind == chat.RoomCourse && p.courses) {
 		return err
 	}
 	select {
@@ -185,8 +197,9 @@ func (p *djangoPublisher) run() {
 		if f.ID != "" {
 			fields = append(fields, channelsredis.Field{Key: "id", Value: f.ID})
 		}
+		r, _ := chat.ParseRoomKey(m.Room)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := l.SendChat(ctx, f.Room, fields)
+		_, err := l.Send(ctx, r, fields)
 		cancel()
 		if err != nil {
 			p.log.Warn("channels_redis bridge: a message could not be sent to the Django group", "room", f.Room, "err", err)
@@ -201,8 +214,9 @@ func (p *djangoPublisher) close() {
 }
 
 // openChannelsRedis opens chatd's own Redis layer wrapped in the
-// channels_redis bridge. Django events of a public room enter it through
-// node, as messages of the sender the event names.
+// channels_redis bridge. Django events of a bridged room (public, or a
+// course room with CHANNELS_REDIS_COURSE_GROUP) enter it through node, as
+// messages of the sender the event names.
 func openChannelsRedis(ctx context.Context, cfg *config, prefix string, st chat.Store, node *core.Node, recv chat.Receiver, log *slog.Logger) (*channelsredis.Layer, error) {
 	dep, err := st.DeploymentID(ctx)
 	if err != nil {
@@ -214,13 +228,13 @@ func openChannelsRedis(ctx context.Context, cfg *config, prefix string, st chat.
 	}
 	d := &cfg.djangoConfig
 	ilog := log.With("component", "channels-redis")
-	inbound := func(ctx context.Context, room string, ev channelsredis.Event) {
-		if !chat.ValidRoomName(room) {
+	inbound := func(ctx context.Context, room chat.Room, ev channelsredis.Event) {
+		if room.Kind != chat.RoomPublic && room.Kind != chat.RoomCourse || room.Kind == chat.RoomPublic && !chat.ValidRoomName(room.Name) {
 			return
 		}
 		text, _ := ev.String("message")
 		if inv := core.CheckText(text); inv != nil {
-			ilog.Info("channels_redis bridge: refused a Django event", "room", room, "code", inv.Code)
+			ilog.Info("channels_redis bridge: refused a Django event", "room", room.Key(), "code", inv.Code)
 			return
 		}
 		user := d.CRUser
@@ -231,14 +245,14 @@ func openChannelsRedis(ctx context.Context, cfg *config, prefix string, st chat.
 		if core.CheckClientID(id) != nil {
 			id = ""
 		}
-		err := node.Submit(ctx, &core.Post{Room: chat.PublicRoom(room).Key(), User: user, Text: text, ClientID: id, Origin: originDjango,
+		err := node.Submit(ctx, &core.Post{Room: room.Key(), User: user, Text: text, ClientID: id, Origin: originDjango,
 			Done: func(r core.Result) {
 				if r.Err != nil {
-					ilog.Warn("channels_redis bridge: a Django message could not be stored", "room", room, "err", r.Err)
+					ilog.Warn("channels_redis bridge: a Django message could not be stored", "room", room.Key(), "err", r.Err)
 				}
 			}})
 		if err != nil {
-			ilog.Warn("channels_redis bridge: a Django message could not enter its room", "room", room, "err", err)
+			ilog.Warn("channels_redis bridge: a Django message could not enter its room", "room", room.Key(), "err", err)
 		}
 	}
 	l, err := channelsredis.New(ctx, channelsredis.Options{
@@ -252,6 +266,7 @@ func openChannelsRedis(ctx context.Context, cfg *config, prefix string, st chat.
 		Serializer:    d.CRSerializer,
 		RandomPrefix:  randomPrefix(d.CRRandomLen),
 		Groups:        d.groups,
+		CourseGroups:  d.courseGroups,
 		EventType:     d.CREventType,
 		Deployment:    dep,
 		Inbound:       inbound,

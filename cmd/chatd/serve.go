@@ -179,7 +179,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	var publisher core.Publisher = hub
 	var djpub *djangoPublisher
 	if cfg.Layer.Kind == layerChannelsRedis {
-		djpub = newDjangoPublisher(hub, log)
+		djpub = newDjangoPublisher(hub, !cfg.djangoConfig.courseGroups.IsZero(), log)
 		publisher = djpub
 	}
 	node, err := core.New(core.Config{Store: st, HistoryOff: cfg.History == "off", Publisher: publisher, Logger: log})
