@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -150,6 +151,7 @@ func newBridge(ctx context.Context, opt Options) (*bridge, error) {
 			ps := cl.Subscribe(bctx)
 			b.pss = append(b.pss, ps)
 			b.wg.Go(func() { b.readSubscriptions(ps) })
+			b.wg.Go(func() { b.pingSubscriptions(ps) })
 		}
 	}
 	b.wg.Go(b.refresh)
@@ -181,10 +183,13 @@ func (b *bridge) fail(err error) {
 	b.err.Store(&e)
 }
 
+// healthy records that Redis answers again. The memberships are added
+// again by the refresher (within two seconds), not here: healthy runs on
+// the readers, and a pub/sub join waits for its reader.
 func (b *bridge) healthy() {
 	if b.err.Swap(nil) != nil {
 		b.log.Info("channels_redis bridge: redis answers again; rejoining the Django groups")
-		b.rejoin()
+		b.retry.Store(true)
 	}
 }
 
@@ -520,15 +525,25 @@ func (b *bridge) readInbox() {
 
 // readSubscriptions reads one subscription connection (pubsub) until the
 // bridge closes. go-redis reconnects and subscribes again by itself on the
-// next read after a failure.
+// next read after a failure. A read waits at most PingInterval + Timeout:
+// pingSubscriptions makes the connection answer within that, so a read
+// that times out means the connection is dead though open (its peer gone
+// without a FIN); the failed read makes go-redis drop it and dial again.
 func (b *bridge) readSubscriptions(ps *goredis.PubSub) {
 	delay := 100 * time.Millisecond
 	prefix := b.opt.Prefix + "__group__"
 	for b.ctx.Err() == nil {
-		msg, err := ps.Receive(b.ctx)
+		rctx, cancel := context.WithTimeout(b.ctx, b.opt.PingInterval+b.opt.Timeout)
+		msg, err := ps.Receive(rctx)
+		cancel()
 		if err != nil {
 			if b.ctx.Err() != nil {
 				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				err = fmt.Errorf("the pub/sub connection answered nothing for %v (not even a ping); reconnecting: %w", b.opt.PingInterval+b.opt.Timeout, err)
+				b.log.Warn("channels_redis bridge: " + err.Error())
 			}
 			b.fail(err)
 			select {
@@ -554,6 +569,7 @@ func (b *bridge) readSubscriptions(ps *goredis.PubSub) {
 			}
 			b.handle(g, ev)
 		case *goredis.Pong:
+			b.healthy()
 			b.wmu.Lock()
 			if ch, ok := b.waiters[m.Payload]; ok {
 				close(ch)
@@ -565,6 +581,26 @@ func (b *bridge) readSubscriptions(ps *goredis.PubSub) {
 				b.healthy()
 			}
 		}
+	}
+}
+
+// pingSubscriptions pings one subscription connection (pubsub) every
+// PingInterval until the bridge closes, so that readSubscriptions hears
+// from a live connection at least that often.
+func (b *bridge) pingSubscriptions(ps *goredis.PubSub) {
+	t := time.NewTicker(b.opt.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(b.ctx, b.opt.Timeout)
+		if err := ps.Ping(ctx, "chatd-alive"); err != nil && b.ctx.Err() == nil {
+			b.log.Debug("channels_redis bridge: ping on the pub/sub connection", "err", err)
+		}
+		cancel()
 	}
 }
 

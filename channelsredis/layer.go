@@ -43,7 +43,9 @@
 //
 // Where channels_redis is weaker than chatd's own layer, the bridge
 // compensates: memberships are added again every GroupRefresh (a group
-// forgets members 24 h after they joined) and after a Redis error; sends
+// forgets members 24 h after they joined) and after a Redis error; a
+// pub/sub connection that falls silent (pinged every PingInterval) is
+// made again with its subscriptions; sends
 // that a full inbox refused are counted and logged (channels_redis drops
 // them silently); the Redis server's clock is compared with this process's
 // at start, since both layers date and expire messages by the sender's
@@ -79,6 +81,8 @@ const (
 	DefaultEventType    = "chat_message"
 	// DefaultGroupRefresh is how often memberships are added again.
 	DefaultGroupRefresh = time.Hour
+	// DefaultPingInterval is how often pub/sub connections are pinged.
+	DefaultPingInterval = 5 * time.Second
 	// OriginKey is the extra key that marks events chatd sent.
 	OriginKey = "chatd_origin"
 )
@@ -115,6 +119,12 @@ type Options struct {
 
 	GroupRefresh time.Duration // default DefaultGroupRefresh
 	Timeout      time.Duration // bounds each Redis command; default 3 s
+	// PingInterval is how often each pub/sub connection (pubsub) is
+	// pinged: one that delivers nothing, not even the answer, for
+	// PingInterval + Timeout is taken for dead (a peer gone without a
+	// FIN, a NAT that forgot the flow) and made again, its subscriptions
+	// with it. Default DefaultPingInterval.
+	PingInterval time.Duration
 	Logger       *slog.Logger
 	Now          func() time.Time // default time.Now
 }
@@ -167,6 +177,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.GroupRefresh > o.GroupExpiry/4 {
 		o.GroupRefresh = o.GroupExpiry / 4
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = DefaultPingInterval
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 3 * time.Second

@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -199,6 +200,19 @@ func TestDjangoCourseGroupBridge(t *testing.T) {
 			d.expect("marker")
 			a.once("from a django view", "from chatd", "from daphne", "marker")
 			d.once("from a django view", "from chatd", "from daphne", "marker")
+
+			// The bridge's counters are in /readyz's details (asked from
+			// the loopback interface).
+			var ready struct {
+				Status string `json:"status"`
+				Bridge struct {
+					Sent, Received, Unsent uint64
+				} `json:"channels_redis"`
+			}
+			if status, body := getAs(t, srv.URL+"/readyz", ""); status != 200 || json.Unmarshal([]byte(body), &ready) != nil ||
+				ready.Bridge.Sent < 2 || ready.Bridge.Received < 2 || ready.Bridge.Unsent != 0 {
+				t.Errorf("/readyz: %d %s", status, body)
+			}
 
 			// The public room named like the course would share its group.
 			if status, body := wstest.DialStatus(t, wstest.WSURL(srv.URL, fmt.Sprintf("/ws/chat/%d/", id))); status != 404 || !strings.Contains(body, "course") {

@@ -100,6 +100,9 @@ type Config struct {
 	// came through no proxy see them; others get the status alone
 	// (HEALTH_DETAILS). Status codes are the same either way.
 	HealthDetails bool
+	// BridgeStats, if not nil, returns counters shown with the details of
+	// /healthz and /readyz as "channels_redis" (the Django bridge's).
+	BridgeStats func() any
 }
 
 func (c *Config) setDefaults() {

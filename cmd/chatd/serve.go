@@ -14,6 +14,7 @@ import (
 	"time"
 
 	chat "github.com/chatd/chat"
+	"github.com/chatd/chat/channelsredis"
 	"github.com/chatd/chat/core"
 	"github.com/chatd/chat/web"
 	"github.com/chatd/chat/ws"
@@ -195,6 +196,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}
 	var layer chat.Layer
 	var checkRoom func(string) error
+	var bridgeStats func() any
 	if djpub != nil {
 		crl, err := openChannelsRedis(ctx, cfg, prefix, st, node, hub.Receive, log)
 		if err != nil {
@@ -202,6 +204,12 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		}
 		djpub.layer.Store(crl)
 		layer, checkRoom = crl, crl.CheckRoom
+		bridgeStats = func() any {
+			return struct {
+				channelsredis.Stats
+				Unsent uint64 `json:"unsent"` // messages chatd could not queue for the Django side
+			}{crl.Stats(), djpub.lost.Load()}
+		}
 	} else if layer, err = openLayer(ctx, cfg.Layer.Kind, cfg.Layer.RedisURL, prefix, hub.Receive, log); err != nil {
 		return err
 	}
@@ -252,6 +260,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		APIRateLimit:      cfg.apiRateLimit(),
 		APIRateBurst:      cfg.APIRateBurst,
 		CheckRoom:         checkRoom,
+		BridgeStats:       bridgeStats,
 		External:          external,
 		ExternalRecheck:   cfg.django.Recheck,
 		ExternalCourses:   externalCourses,
