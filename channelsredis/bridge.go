@@ -99,7 +99,7 @@ type bridge struct {
 	retry   atomic.Bool           // a join failed: the refresher retries soon
 	lastLog atomic.Int64          // when "inboxes full" was last logged (unix ns)
 
-	sent, full, received, ignored, undecodable, skipped atomic.Uint64
+	sent, full, received, ignored, undecodable, skipped, silent atomic.Uint64
 }
 
 func newBridge(ctx context.Context, opt Options) (*bridge, error) {
@@ -203,7 +203,7 @@ func (b *bridge) Err() error {
 
 func (b *bridge) stats() Stats {
 	return Stats{Sent: b.sent.Load(), Full: b.full.Load(), Received: b.received.Load(),
-		Ignored: b.ignored.Load(), Undecodable: b.undecodable.Load(), Skipped: b.skipped.Load()}
+		Ignored: b.ignored.Load(), Undecodable: b.undecodable.Load(), Skipped: b.skipped.Load(), Silent: b.silent.Load()}
 }
 
 func (b *bridge) client(value string) *goredis.Client {
@@ -542,6 +542,7 @@ func (b *bridge) readSubscriptions(ps *goredis.PubSub) {
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
+				b.silent.Add(1)
 				err = fmt.Errorf("the pub/sub connection answered nothing for %v (not even a ping); reconnecting: %w", b.opt.PingInterval+b.opt.Timeout, err)
 				b.log.Warn("channels_redis bridge: " + err.Error())
 			}

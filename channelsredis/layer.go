@@ -342,6 +342,7 @@ type Stats struct {
 	Ignored     uint64 `json:"ignored"`     // events of another type, or without a message
 	Undecodable uint64 `json:"undecodable"` // messages that could not be read (serializer, keys)
 	Skipped     uint64 `json:"skipped"`     // events another chatd process took (lease)
+	Silent      uint64 `json:"silent"`      // pub/sub connections that fell silent and were made again
 }
 
 // Stats returns the bridge's counters.

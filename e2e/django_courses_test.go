@@ -202,7 +202,8 @@ func TestDjangoCourseGroupBridge(t *testing.T) {
 			d.once("from a django view", "from chatd", "from daphne", "marker")
 
 			// The bridge's counters are in /readyz's details (asked from
-			// the loopback interface).
+			// the loopback interface): both Django events were taken here,
+			// and "from chatd" was sent before the marker reached Daphne.
 			var ready struct {
 				Status string `json:"status"`
 				Bridge struct {
@@ -210,7 +211,7 @@ func TestDjangoCourseGroupBridge(t *testing.T) {
 				} `json:"channels_redis"`
 			}
 			if status, body := getAs(t, srv.URL+"/readyz", ""); status != 200 || json.Unmarshal([]byte(body), &ready) != nil ||
-				ready.Bridge.Sent < 2 || ready.Bridge.Received < 2 || ready.Bridge.Unsent != 0 {
+				ready.Bridge.Sent < 1 || ready.Bridge.Received < 2 || ready.Bridge.Unsent != 0 {
 				t.Errorf("/readyz: %d %s", status, body)
 			}
 
