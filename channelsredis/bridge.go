@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	chat "github.com/chatd/chat"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 )
@@ -97,7 +99,7 @@ type bridge struct {
 	retry   atomic.Bool           // a join failed: the refresher retries soon
 	lastLog atomic.Int64          // when "inboxes full" was last logged (unix ns)
 
-	sent, full, received, ignored, undecodable, skipped atomic.Uint64
+	sent, full, received, ignored, undecodable, skipped, silent atomic.Uint64
 }
 
 func newBridge(ctx context.Context, opt Options) (*bridge, error) {
@@ -121,7 +123,7 @@ func newBridge(ctx context.Context, opt Options) (*bridge, error) {
 		codec:   c,
 		id:      hex.EncodeToString(idb[:]),
 		dep:     dep,
-		held:    groupSet{groups: make(map[string]string)},
+		held:    groupSet{groups: make(map[string]chat.Room)},
 		ctx:     bctx,
 		cancel:  cancel,
 		local:   make(map[string]string),
@@ -149,6 +151,7 @@ func newBridge(ctx context.Context, opt Options) (*bridge, error) {
 			ps := cl.Subscribe(bctx)
 			b.pss = append(b.pss, ps)
 			b.wg.Go(func() { b.readSubscriptions(ps) })
+			b.wg.Go(func() { b.pingSubscriptions(ps) })
 		}
 	}
 	b.wg.Go(b.refresh)
@@ -180,10 +183,13 @@ func (b *bridge) fail(err error) {
 	b.err.Store(&e)
 }
 
+// healthy records that Redis answers again. The memberships are added
+// again by the refresher (within two seconds), not here: healthy runs on
+// the readers, and a pub/sub join waits for its reader.
 func (b *bridge) healthy() {
 	if b.err.Swap(nil) != nil {
 		b.log.Info("channels_redis bridge: redis answers again; rejoining the Django groups")
-		b.rejoin()
+		b.retry.Store(true)
 	}
 }
 
@@ -197,7 +203,7 @@ func (b *bridge) Err() error {
 
 func (b *bridge) stats() Stats {
 	return Stats{Sent: b.sent.Load(), Full: b.full.Load(), Received: b.received.Load(),
-		Ignored: b.ignored.Load(), Undecodable: b.undecodable.Load(), Skipped: b.skipped.Load()}
+		Ignored: b.ignored.Load(), Undecodable: b.undecodable.Load(), Skipped: b.skipped.Load(), Silent: b.silent.Load()}
 }
 
 func (b *bridge) client(value string) *goredis.Client {
@@ -238,7 +244,7 @@ func (b *bridge) leaseKey(g string) string {
 // --- membership -------------------------------------------------------------
 
 // join makes this process a member of Django group g (room's group).
-func (b *bridge) join(ctx context.Context, g, room string) {
+func (b *bridge) join(ctx context.Context, g string, room chat.Room) {
 	b.held.add(g, room)
 	if err := b.joinRedis(ctx, g); err != nil {
 		b.fail(err)
@@ -519,15 +525,26 @@ func (b *bridge) readInbox() {
 
 // readSubscriptions reads one subscription connection (pubsub) until the
 // bridge closes. go-redis reconnects and subscribes again by itself on the
-// next read after a failure.
+// next read after a failure. A read waits at most PingInterval + Timeout:
+// pingSubscriptions makes the connection answer within that, so a read
+// that times out means the connection is dead though open (its peer gone
+// without a FIN); the failed read makes go-redis drop it and dial again.
 func (b *bridge) readSubscriptions(ps *goredis.PubSub) {
 	delay := 100 * time.Millisecond
 	prefix := b.opt.Prefix + "__group__"
 	for b.ctx.Err() == nil {
-		msg, err := ps.Receive(b.ctx)
+		rctx, cancel := context.WithTimeout(b.ctx, b.opt.PingInterval+b.opt.Timeout)
+		msg, err := ps.Receive(rctx)
+		cancel()
 		if err != nil {
 			if b.ctx.Err() != nil {
 				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				b.silent.Add(1)
+				err = fmt.Errorf("the pub/sub connection answered nothing for %v (not even a ping); reconnecting: %w", b.opt.PingInterval+b.opt.Timeout, err)
+				b.log.Warn("channels_redis bridge: " + err.Error())
 			}
 			b.fail(err)
 			select {
@@ -553,6 +570,7 @@ func (b *bridge) readSubscriptions(ps *goredis.PubSub) {
 			}
 			b.handle(g, ev)
 		case *goredis.Pong:
+			b.healthy()
 			b.wmu.Lock()
 			if ch, ok := b.waiters[m.Payload]; ok {
 				close(ch)
@@ -564,6 +582,26 @@ func (b *bridge) readSubscriptions(ps *goredis.PubSub) {
 				b.healthy()
 			}
 		}
+	}
+}
+
+// pingSubscriptions pings one subscription connection (pubsub) every
+// PingInterval until the bridge closes, so that readSubscriptions hears
+// from a live connection at least that often.
+func (b *bridge) pingSubscriptions(ps *goredis.PubSub) {
+	t := time.NewTicker(b.opt.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(b.ctx, b.opt.Timeout)
+		if err := ps.Ping(ctx, "chatd-alive"); err != nil && b.ctx.Err() == nil {
+			b.log.Debug("channels_redis bridge: ping on the pub/sub connection", "err", err)
+		}
+		cancel()
 	}
 }
 

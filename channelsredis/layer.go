@@ -21,16 +21,18 @@
 // them (an event type it has no handler for closes its socket). Layer
 // therefore wraps chatd's own layer (package redis), which carries every
 // group between chatd processes as before, and adds a bridge for public
-// rooms only:
+// rooms (group "chat_<room>") and, with Options.CourseGroups, course rooms
+// (the educa tutorial's "chat_<course id>"); private rooms are never
+// bridged:
 //
-//   - out: cmd/chatd calls SendChat once for each message stored in a
-//     public room (on the process that stored it), which group_sends it to
+//   - out: cmd/chatd calls Send once for each message stored in a
+//     bridged room (on the process that stored it), which group_sends it to
 //     the room's Django group as {"type": "chat_message", "message": ...,
 //     "user", "datetime", "room", "seq", "chatd_origin"}; chatd's own
 //     members of the group are left out of the send (core) or recognise
 //     their deployment's chatd_origin and drop it (pubsub), so no chatd
 //     socket gets a message twice;
-//   - in: while a process has local members in a public room it is a
+//   - in: while a process has local members in a bridged room it is a
 //     member of the room's Django group (core: a channel name of its own in
 //     the group's sorted set; pubsub: a subscription). Each Django event is
 //     handed to Options.Inbound on exactly one chatd process – the holder
@@ -41,7 +43,9 @@
 //
 // Where channels_redis is weaker than chatd's own layer, the bridge
 // compensates: memberships are added again every GroupRefresh (a group
-// forgets members 24 h after they joined) and after a Redis error; sends
+// forgets members 24 h after they joined) and after a Redis error; a
+// pub/sub connection that falls silent (pinged every PingInterval) is
+// made again with its subscriptions; sends
 // that a full inbox refused are counted and logged (channels_redis drops
 // them silently); the Redis server's clock is compared with this process's
 // at start, since both layers date and expire messages by the sender's
@@ -53,6 +57,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -76,6 +81,8 @@ const (
 	DefaultEventType    = "chat_message"
 	// DefaultGroupRefresh is how often memberships are added again.
 	DefaultGroupRefresh = time.Hour
+	// DefaultPingInterval is how often pub/sub connections are pinged.
+	DefaultPingInterval = 5 * time.Second
 	// OriginKey is the extra key that marks events chatd sent.
 	OriginKey = "chatd_origin"
 )
@@ -93,19 +100,31 @@ type Options struct {
 	Serializer    string   // SerializerMsgpack (default) or SerializerJSON
 	RandomPrefix  int      // random_prefix_length (core); default 12, -1 for none
 	Groups        GroupPattern
-	EventType     string // type of the events chatd sends; default "chat_message"
+	// CourseGroups, if set (ParseCourseGroupPattern), bridges course rooms
+	// too: course 12's room is Django group "chat_12" with the educa
+	// tutorial's pattern "chat_{course}". Zero: course rooms are chatd's
+	// alone.
+	CourseGroups GroupPattern
+	EventType    string // type of the events chatd sends; default "chat_message"
 
 	// Deployment names this chatd deployment (the store's DeploymentID):
 	// processes that share it recognise each other's messages and leases.
 	Deployment string
-	// Inbound receives each Django event of a public room on exactly one
-	// process of the deployment. It runs on the bridge's reader goroutine,
-	// one event at a time, in arrival order; it may block briefly (chatd's
-	// commit queue) but should return.
-	Inbound func(ctx context.Context, room string, ev Event)
+	// Inbound receives each Django event of a bridged room (a public room,
+	// or a course room with CourseGroups) on exactly one process of the
+	// deployment. It runs on the bridge's reader goroutine, one event at a
+	// time, in arrival order; it may block briefly (chatd's commit queue)
+	// but should return.
+	Inbound func(ctx context.Context, room chat.Room, ev Event)
 
 	GroupRefresh time.Duration // default DefaultGroupRefresh
 	Timeout      time.Duration // bounds each Redis command; default 3 s
+	// PingInterval is how often each pub/sub connection (pubsub) is
+	// pinged: one that delivers nothing, not even the answer, for
+	// PingInterval + Timeout is taken for dead (a peer gone without a
+	// FIN, a NAT that forgot the flow) and made again, its subscriptions
+	// with it. Default DefaultPingInterval.
+	PingInterval time.Duration
 	Logger       *slog.Logger
 	Now          func() time.Time // default time.Now
 }
@@ -144,7 +163,7 @@ func (o *Options) setDefaults() error {
 	} else if o.RandomPrefix < 0 {
 		o.RandomPrefix = 0
 	}
-	if o.Groups == (GroupPattern{}) {
+	if o.Groups.IsZero() {
 		o.Groups, _ = ParseGroupPattern(DefaultGroupPattern)
 	}
 	if o.EventType == "" {
@@ -158,6 +177,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.GroupRefresh > o.GroupExpiry/4 {
 		o.GroupRefresh = o.GroupExpiry / 4
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = DefaultPingInterval
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 3 * time.Second
@@ -200,13 +222,16 @@ func New(ctx context.Context, opt Options, inner chat.Layer) (*Layer, error) {
 	return &Layer{inner: inner, b: b}, nil
 }
 
-// roomOf returns the public room a chatd group is, if it is one.
-func roomOf(group string) (string, bool) {
+// djangoGroup returns the Django group of the chatd group (a room's key)
+// if that room is bridged: a public room, or a course room when
+// CourseGroups is set.
+func (l *Layer) djangoGroup(group string) (string, chat.Room, bool) {
 	r, ok := chat.ParseRoomKey(group)
-	if !ok || r.Kind != chat.RoomPublic {
-		return "", false
+	if !ok {
+		return "", r, false
 	}
-	return r.Name, true
+	g, ok := l.b.groupOf(r)
+	return g, r, ok
 }
 
 // Publish implements chat.Layer: chatd's envelopes go to chatd processes
@@ -223,10 +248,8 @@ func (l *Layer) Subscribe(ctx context.Context, group string) error {
 	if err := l.inner.Subscribe(ctx, group); err != nil {
 		return err
 	}
-	if room, ok := roomOf(group); ok {
-		if g, ok := l.b.opt.Groups.Group(room); ok {
-			l.b.join(ctx, g, room)
-		}
+	if g, room, ok := l.djangoGroup(group); ok {
+		l.b.join(ctx, g, room)
 	}
 	return nil
 }
@@ -234,10 +257,8 @@ func (l *Layer) Subscribe(ctx context.Context, group string) error {
 // Unsubscribe implements chat.Layer.
 func (l *Layer) Unsubscribe(ctx context.Context, group string) error {
 	err := l.inner.Unsubscribe(ctx, group)
-	if room, ok := roomOf(group); ok {
-		if g, ok := l.b.opt.Groups.Group(room); ok {
-			l.b.leave(ctx, g)
-		}
+	if g, _, ok := l.djangoGroup(group); ok {
+		l.b.leave(ctx, g)
 	}
 	return err
 }
@@ -265,18 +286,42 @@ func (l *Layer) OnRestore(f func()) {
 }
 
 // CheckRoom returns an error saying why room cannot be a public room on
-// this layer (its Django group name would be invalid), or nil.
-func (l *Layer) CheckRoom(room string) error { return l.b.opt.Groups.CheckRoom(room) }
+// this layer, or nil: its Django group name would be invalid, or (with
+// CourseGroups) it would be a course room's group – with the tutorials'
+// patterns chat_{room} and chat_{course}, public room "12" and course 12
+// would share the group chat_12.
+func (l *Layer) CheckRoom(room string) error {
+	if err := l.b.opt.Groups.CheckRoom(room); err != nil {
+		return err
+	}
+	g, _ := l.b.opt.Groups.Group(room)
+	if id, ok := l.b.courseOfGroup(g); ok {
+		return fmt.Errorf("this server shares its rooms with a Django Channels site, where %s is the group of course %d's chat room; pick another room name", g, id)
+	}
+	return nil
+}
+
+// Bridged reports whether room's messages are sent to a Django group.
+func (l *Layer) Bridged(room chat.Room) bool {
+	_, ok := l.b.groupOf(room)
+	return ok
+}
 
 // SendChat group_sends a message of public room to the room's Django
-// group: fields are the chat_message frame's keys and values after "type"
-// (message, user, datetime, room, seq, id); the event's type is
+// group (see Send).
+func (l *Layer) SendChat(ctx context.Context, room string, fields []Field) (full int, err error) {
+	return l.Send(ctx, chat.PublicRoom(room), fields)
+}
+
+// Send group_sends a message of a bridged room (Bridged) to the room's
+// Django group: fields are the chat_message frame's keys and values after
+// "type" (message, user, datetime, room, seq, id); the event's type is
 // Options.EventType and it carries OriginKey. It reports how many inboxes
 // were full (core; the message did not reach their consumers).
-func (l *Layer) SendChat(ctx context.Context, room string, fields []Field) (full int, err error) {
-	g, ok := l.b.opt.Groups.Group(room)
+func (l *Layer) Send(ctx context.Context, room chat.Room, fields []Field) (full int, err error) {
+	g, ok := l.b.groupOf(room)
 	if !ok {
-		return 0, nil // refused before it could be created; nothing to do
+		return 0, nil // not bridged, or refused before it could be created: nothing to do
 	}
 	ev := make([]Field, 0, len(fields)+2)
 	ev = append(ev, Field{"type", l.b.opt.EventType})
@@ -297,6 +342,7 @@ type Stats struct {
 	Ignored     uint64 `json:"ignored"`     // events of another type, or without a message
 	Undecodable uint64 `json:"undecodable"` // messages that could not be read (serializer, keys)
 	Skipped     uint64 `json:"skipped"`     // events another chatd process took (lease)
+	Silent      uint64 `json:"silent"`      // pub/sub connections that fell silent and were made again
 }
 
 // Stats returns the bridge's counters.
@@ -309,10 +355,10 @@ func (l *Layer) ChannelName(group string) string { return l.b.channelName(group)
 // mu-guarded set of the Django groups this process holds.
 type groupSet struct {
 	mu     sync.Mutex
-	groups map[string]string // Django group -> room
+	groups map[string]chat.Room // Django group -> room
 }
 
-func (s *groupSet) add(g, room string) bool {
+func (s *groupSet) add(g string, room chat.Room) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, had := s.groups[g]
@@ -328,7 +374,7 @@ func (s *groupSet) remove(g string) bool {
 	return had
 }
 
-func (s *groupSet) room(g string) (string, bool) {
+func (s *groupSet) room(g string) (chat.Room, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.groups[g]
@@ -348,3 +394,35 @@ func (s *groupSet) list() []string {
 // isChatType reports whether an event type is a chat message: Channels
 // dispatches "chat.message" and "chat_message" to the same handler.
 func isChatType(t string) bool { return strings.ReplaceAll(t, ".", "_") == "chat_message" }
+
+// groupOf returns room's Django group, if the room is bridged and its
+// group name is valid.
+func (b *bridge) groupOf(room chat.Room) (string, bool) {
+	switch room.Kind {
+	case chat.RoomPublic:
+		return b.opt.Groups.Group(room.Name)
+	case chat.RoomCourse:
+		if b.opt.CourseGroups.IsZero() {
+			return "", false
+		}
+		return b.opt.CourseGroups.Group(strconv.FormatInt(room.CourseID, 10))
+	}
+	return "", false
+}
+
+// courseOfGroup returns the course whose room's Django group is g, if
+// course rooms are bridged and g is one.
+func (b *bridge) courseOfGroup(g string) (int64, bool) {
+	if b.opt.CourseGroups.IsZero() {
+		return 0, false
+	}
+	s, ok := b.opt.CourseGroups.Room(g)
+	if !ok {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 || strconv.FormatInt(id, 10) != s {
+		return 0, false
+	}
+	return id, true
+}

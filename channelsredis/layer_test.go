@@ -32,10 +32,14 @@ type inbound struct {
 
 func newInbound() *inbound { return &inbound{ch: make(chan struct{}, 100)} }
 
-func (in *inbound) fn(_ context.Context, room string, ev channelsredis.Event) {
+func (in *inbound) fn(_ context.Context, room chat.Room, ev channelsredis.Event) {
 	msg, _ := ev.String("message")
+	name := room.Name
+	if room.Kind != chat.RoomPublic {
+		name = room.Key()
+	}
 	in.mu.Lock()
-	in.got = append(in.got, room+":"+msg)
+	in.got = append(in.got, name+":"+msg)
 	in.mu.Unlock()
 	in.ch <- struct{}{}
 }

@@ -34,23 +34,42 @@ func ValidGroupName(name string) bool {
 // pattern with "{room}" replaced, "chat_{room}" in the tutorials.
 type GroupPattern struct {
 	before, after string
+	set           bool // made by a Parse function (the zero value is no pattern)
 }
 
 // DefaultGroupPattern is the tutorials' group name.
 const DefaultGroupPattern = "chat_{room}"
 
-// ParseGroupPattern checks a pattern: it must contain "{room}" once, and
-// the rest must be valid in a group name.
+// DefaultCourseGroupPattern is the educa tutorial's group of a course's
+// chat room.
+const DefaultCourseGroupPattern = "chat_{course}"
+
+// ParseGroupPattern checks a public room's pattern: it must contain
+// "{room}" once, and the rest must be valid in a group name.
 func ParseGroupPattern(p string) (GroupPattern, error) {
-	before, after, ok := strings.Cut(p, "{room}")
-	if !ok || strings.Contains(after, "{room}") {
-		return GroupPattern{}, fmt.Errorf("channelsredis: group pattern %q must contain {room} exactly once (e.g. %s)", p, DefaultGroupPattern)
+	return parsePattern(p, "{room}", DefaultGroupPattern)
+}
+
+// ParseCourseGroupPattern checks a course room's pattern: it must contain
+// "{course}" (the course's id) once, and the rest must be valid in a group
+// name.
+func ParseCourseGroupPattern(p string) (GroupPattern, error) {
+	return parsePattern(p, "{course}", DefaultCourseGroupPattern)
+}
+
+func parsePattern(p, placeholder, example string) (GroupPattern, error) {
+	before, after, ok := strings.Cut(p, placeholder)
+	if !ok || strings.Contains(after, placeholder) {
+		return GroupPattern{}, fmt.Errorf("channelsredis: group pattern %q must contain %s exactly once (e.g. %s)", p, placeholder, example)
 	}
 	if !ValidGroupName(before+"x"+after) || len(before)+len(after) > MaxNameLen-2 {
-		return GroupPattern{}, fmt.Errorf("channelsredis: group pattern %q: outside {room} only ASCII letters, digits, '-', '_' and '.' may appear", p)
+		return GroupPattern{}, fmt.Errorf("channelsredis: group pattern %q: outside %s only ASCII letters, digits, '-', '_' and '.' may appear", p, placeholder)
 	}
-	return GroupPattern{before, after}, nil
+	return GroupPattern{before: before, after: after, set: true}, nil
 }
+
+// IsZero reports whether g is the zero GroupPattern (no pattern).
+func (g GroupPattern) IsZero() bool { return !g.set }
 
 // Group returns room's Django group name and whether it is a valid one.
 func (g GroupPattern) Group(room string) (string, bool) {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	chat "github.com/chatd/chat"
 	"github.com/chatd/chat/internal/redistest"
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -26,7 +27,7 @@ func TestRejoinRefreshesMembership(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.close()
-	b.join(ctx, "chat_lobby", "lobby")
+	b.join(ctx, "chat_lobby", chat.PublicRoom("lobby"))
 	rc := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
 	defer rc.Close()
 	name := b.channelName("chat_lobby")

@@ -63,10 +63,15 @@ type Config struct {
 	UserTable   string        // the user model's table; default "auth_user"
 	Backends    []string      // AUTHENTICATION_BACKENDS; default ModelBackend
 	// CourseQuery, if set, answers whether a user may enter a course's
-	// room: SQL with two parameters, the course id then the Django user
-	// id, that returns at least one row when they may (see docs/django.md).
+	// chat room: SQL with the parameters :course (the course's id) and
+	// :user (the Django user's primary key) that returns at least one row
+	// when they may (see courses.go and docs/django.md).
 	CourseQuery string
-	Now         func() time.Time // default time.Now
+	// CourseTitleQuery, if set, finds a course: SQL with the parameter
+	// :course returning one row, the course's title and optionally its
+	// owner's username; no row means there is no such course.
+	CourseTitleQuery string
+	Now              func() time.Time // default time.Now
 }
 
 // User is a signed-in Django user.
@@ -83,6 +88,9 @@ type Verifier struct {
 	db      *sql.DB
 	pg      bool
 	secrets []string
+	// courseQuery and titleQuery are the course queries with their
+	// parameters in the driver's syntax ("" when not configured).
+	courseQuery, titleQuery string
 }
 
 // Errors of Verify. ErrNoSession and ErrSignedOut are the user's state
@@ -149,6 +157,10 @@ func Open(ctx context.Context, cfg Config) (*Verifier, error) {
 	if err := v.db.PingContext(pctx); err != nil {
 		_ = v.db.Close()
 		return nil, fmt.Errorf("djangoauth: cannot reach the Django database: %w", err)
+	}
+	if err := v.prepareCourses(pctx); err != nil {
+		_ = v.db.Close()
+		return nil, err
 	}
 	return v, nil
 }
@@ -228,10 +240,7 @@ func (v *Verifier) Verify(ctx context.Context, cookie string) (*User, error) {
 	if id == "" || hash == "" || !slices.Contains(v.cfg.Backends, backend) {
 		return nil, ErrNoSession
 	}
-	var key any = id
-	if n, err := strconv.ParseInt(id, 10, 64); err == nil {
-		key = n
-	}
+	key := userKey(id)
 	var username, password string
 	var active bool
 	err = v.db.QueryRowContext(ctx, v.q("SELECT username, password, is_active FROM "+v.cfg.UserTable+" WHERE id = ?"), key).Scan(&username, &password, &active)
@@ -254,25 +263,6 @@ func (v *Verifier) Verify(ctx context.Context, cookie string) (*User, error) {
 		return nil, ErrSignedOut
 	}
 	return &User{ID: id, Username: username, Expires: expires}, nil
-}
-
-// CanEnterCourse runs Config.CourseQuery for a course and a Django user.
-// It reports an error when no query is configured.
-func (v *Verifier) CanEnterCourse(ctx context.Context, courseID int64, userID string) (bool, error) {
-	if v.cfg.CourseQuery == "" {
-		return false, errors.New("djangoauth: no course query configured")
-	}
-	var key any = userID
-	if n, err := strconv.ParseInt(userID, 10, 64); err == nil {
-		key = n
-	}
-	rows, err := v.db.QueryContext(ctx, v.q(v.cfg.CourseQuery), courseID, key)
-	if err != nil {
-		return false, fmt.Errorf("djangoauth: course query: %w", err)
-	}
-	defer rows.Close()
-	ok := rows.Next()
-	return ok, rows.Err()
 }
 
 // parseTime reads expire_date: a time from PostgreSQL (or SQLite through a

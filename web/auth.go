@@ -34,6 +34,8 @@ type authSession struct {
 	// External is the cookie of an external (Django) session when the
 	// user signed in there instead; ID and Token are then empty.
 	External string
+	// ExternalID is the external site's id of that user.
+	ExternalID string
 }
 
 func sessionFromContext(ctx context.Context) *authSession {

@@ -21,11 +21,30 @@ import (
 type ExternalAuth interface {
 	// CookieName is the external session's cookie (Django: sessionid).
 	CookieName() string
-	// Authenticate returns the chatd account of the external session in
-	// cookie and when that session ends (zero: unknown). An error with
+	// Authenticate returns the external session in cookie. An error with
 	// code chat.EUNAUTHORIZED means there is no valid session; any other
 	// error is a failure to check.
-	Authenticate(ctx context.Context, cookie string) (*chat.User, time.Time, error)
+	Authenticate(ctx context.Context, cookie string) (*ExternalSession, error)
+}
+
+// ExternalSession is a valid external session.
+type ExternalSession struct {
+	User    *chat.User // the chatd account
+	ID      string     // the user's id on the external site (Django: the primary key)
+	Expires time.Time  // when the session ends (zero: unknown)
+}
+
+// ExternalCourses, if configured, decide the course rooms instead of the
+// store's courses: a Django site's courses and enrolment
+// (DJANGO_COURSE_QUERY). Only users signed in through ExternalAuth may
+// then enter a course room; the answer for each is the external site's.
+type ExternalCourses interface {
+	// Course returns course id (its title, and its owner's name if
+	// known), or an error with code chat.ENOTFOUND.
+	Course(ctx context.Context, id int64) (*chat.Course, error)
+	// CanEnter reports whether the external user externalID (an
+	// ExternalSession.ID) may enter course id's room.
+	CanEnter(ctx context.Context, id int64, externalID string) (bool, error)
 }
 
 // externalPrefix starts the socket session name of external sessions.
@@ -71,11 +90,11 @@ func (s *Server) authenticateExternal(w http.ResponseWriter, r *http.Request) (*
 	if err != nil || c.Value == "" {
 		return r, true
 	}
-	u, expires, err := ext.Authenticate(r.Context(), c.Value)
+	es, err := ext.Authenticate(r.Context(), c.Value)
 	switch chat.ErrorCode(err) {
 	case "":
-		ctx := chat.NewContextWithUser(r.Context(), u)
-		ctx = context.WithValue(ctx, sessionKey{}, &authSession{External: c.Value, Expires: expires})
+		ctx := chat.NewContextWithUser(r.Context(), es.User)
+		ctx = context.WithValue(ctx, sessionKey{}, &authSession{External: c.Value, ExternalID: es.ID, Expires: es.Expires})
 		return r.WithContext(ctx), true
 	case chat.EUNAUTHORIZED:
 		return r, true
@@ -89,32 +108,44 @@ func (s *Server) authenticateExternal(w http.ResponseWriter, r *http.Request) (*
 // recheckExternal is the Recheck of a socket of an external session.
 func (s *Server) recheckExternal(cookie string, userID, courseID int64) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
-		u, _, err := s.cfg.External.Authenticate(ctx, cookie)
+		es, err := s.cfg.External.Authenticate(ctx, cookie)
 		if err != nil {
 			return err
 		}
-		if u.ID != userID {
+		if es.User.ID != userID {
 			return chat.Errorf(chat.EUNAUTHORIZED, "signed in as someone else")
 		}
 		if courseID == 0 {
 			return nil
 		}
-		ok, err := s.store.CanEnterCourse(ctx, courseID, userID)
+		var ok bool
+		if s.cfg.ExternalCourses != nil {
+			ok, err = s.cfg.ExternalCourses.CanEnter(ctx, courseID, es.ID)
+		} else {
+			ok, err = s.store.CanEnterCourse(ctx, courseID, userID)
+		}
 		switch {
 		case chat.ErrorCode(err) == chat.ENOTFOUND:
 			return chat.Errorf(chat.ENOTFOUND, "course deleted")
 		case err != nil:
 			return err
 		case !ok:
-			return chat.Errorf(chat.EFORBIDDEN, "no longer enrolled")
+			return chat.Errorf(chat.EFORBIDDEN, noLongerEnrolled)
 		}
 		return nil
 	}
 }
 
+// noLongerEnrolled is the close reason of a course room's socket whose
+// user may no longer enter it.
+const noLongerEnrolled = "no longer enrolled"
+
 // runExternalRecheck re-checks the external sessions of this process's
 // open sockets every ExternalRecheck, and closes (1008) the sockets of
-// those that ended, on every process.
+// those that ended, on every process. With ExternalCourses it also asks
+// the external site again about every course room those sessions have
+// sockets in, and closes the sockets of a room the user may no longer
+// enter ("no longer enrolled").
 func (s *Server) runExternalRecheck(ctx context.Context) {
 	if s.cfg.External == nil {
 		return
@@ -127,27 +158,29 @@ func (s *Server) runExternalRecheck(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		open := s.hub.OpenSessions()
+		open := s.hub.OpenSessionGroups()
 		s.ext.mu.Lock()
 		check := make(map[string]externalEntry, len(s.ext.m))
 		for id, e := range s.ext.m {
 			switch {
-			case open[externalPrefix+id]:
+			case open[externalPrefix+id] != nil:
 				check[id] = e
 			case time.Since(e.added) > time.Minute:
 				delete(s.ext.m, id) // its sockets are gone
 			}
 		}
 		s.ext.mu.Unlock()
+		enrolled := make(map[courseUser]bool) // this round's answers
 		for id, e := range check {
 			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			u, _, err := s.cfg.External.Authenticate(cctx, e.cookie)
+			es, err := s.cfg.External.Authenticate(cctx, e.cookie)
 			cancel()
 			reason := ""
 			switch {
-			case err == nil && u.ID != e.userID:
+			case err == nil && es.User.ID != e.userID:
 				reason = "signed in as someone else"
 			case err == nil:
+				s.recheckExternalCourses(ctx, id, es, open[externalPrefix+id], enrolled)
 				continue
 			case chat.ErrorCode(err) == chat.EUNAUTHORIZED:
 				reason = chat.ErrorMessage(err)
@@ -164,6 +197,50 @@ func (s *Server) runExternalRecheck(ctx context.Context) {
 			if err := s.hub.CloseWhere(ctx, ws.Control{Session: externalPrefix + id, Code: ws.ClosePolicyViolation, Reason: reason}); err != nil {
 				s.log.Warn("web: close the external session's sockets", "err", err)
 			}
+		}
+	}
+}
+
+// courseUser is a course and an external user.
+type courseUser struct {
+	course int64
+	user   string
+}
+
+// recheckExternalCourses asks ExternalCourses again whether the user of
+// the external session id may enter each course room in groups (the
+// session's rooms with sockets here) and closes the session's sockets in
+// those it may not. enrolled caches answers within one round.
+func (s *Server) recheckExternalCourses(ctx context.Context, id string, es *ExternalSession, groups map[string]bool, enrolled map[courseUser]bool) {
+	if s.cfg.ExternalCourses == nil {
+		return
+	}
+	for g := range groups {
+		r, ok := chat.ParseRoomKey(g)
+		if !ok || r.Kind != chat.RoomCourse {
+			continue
+		}
+		k := courseUser{r.CourseID, es.ID}
+		ok, seen := enrolled[k]
+		if !seen {
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			var err error
+			ok, err = s.cfg.ExternalCourses.CanEnter(cctx, r.CourseID, es.ID)
+			cancel()
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("web: cannot re-check a course's enrolment; will retry", "course", r.CourseID, "err", err)
+				}
+				continue
+			}
+			enrolled[k] = ok
+		}
+		if ok {
+			continue
+		}
+		s.log.Info("web: no longer enrolled on the external site; closing the course room's sockets", "session", id, "user", es.User.Username, "course", r.CourseID)
+		if err := s.hub.CloseWhere(ctx, ws.Control{Session: externalPrefix + id, Group: g, Code: ws.ClosePolicyViolation, Reason: noLongerEnrolled}); err != nil {
+			s.log.Warn("web: close the course room's sockets", "err", err)
 		}
 	}
 }

@@ -285,6 +285,9 @@ func (s *Server) writeHealth(w http.ResponseWriter, r *http.Request, status int)
 		if storeErr != nil {
 			body["store"] = "unavailable: " + storeErr.Error()
 		}
+		if s.cfg.BridgeStats != nil {
+			body["channels_redis"] = s.cfg.BridgeStats()
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

@@ -231,7 +231,11 @@ func (s *Server) checkRoom(ctx context.Context, k *chat.APIKey, room chat.Room) 
 	var what string
 	switch room.Kind {
 	case chat.RoomCourse:
-		_, err = s.store.CourseByID(ctx, room.CourseID)
+		if s.cfg.ExternalCourses != nil {
+			_, err = s.cfg.ExternalCourses.Course(ctx, room.CourseID)
+		} else {
+			_, err = s.store.CourseByID(ctx, room.CourseID)
+		}
 		what = "there is no course " + strconv.FormatInt(room.CourseID, 10)
 	case chat.RoomDM:
 		for _, id := range room.DM {

@@ -80,6 +80,9 @@ func (s *Server) courseAccess(r *http.Request, u *chat.User) (*chat.Course, int,
 	if err != nil || id <= 0 {
 		return nil, http.StatusNotFound, msg("a course id is a positive number")
 	}
+	if s.cfg.ExternalCourses != nil {
+		return s.externalCourseAccess(r, id)
+	}
 	c, err := s.store.CourseByID(r.Context(), id)
 	switch chat.ErrorCode(err) {
 	case "":
@@ -96,6 +99,36 @@ func (s *Server) courseAccess(r *http.Request, u *chat.User) (*chat.Course, int,
 		return nil, http.StatusNotFound, msg("there is no course %d", id)
 	default:
 		s.log.Error("web: course access", "course", id, "err", err)
+		return nil, http.StatusServiceUnavailable, msg("the course database is unavailable, try again later")
+	}
+	if !ok {
+		return c, http.StatusForbidden, msg("only the course's owner and its enrolled students may enter this course's chat room")
+	}
+	return c, http.StatusOK, text{}
+}
+
+// externalCourseAccess is courseAccess when the external site decides
+// the course rooms (Config.ExternalCourses): the course must exist there
+// and the request's external user must be allowed in by it. A user signed
+// in with a chatd session is refused: the external site knows nothing of
+// chatd's accounts.
+func (s *Server) externalCourseAccess(r *http.Request, id int64) (*chat.Course, int, text) {
+	sess := sessionFromContext(r.Context())
+	if sess == nil || sess.External == "" {
+		return nil, http.StatusForbidden, plain("course rooms on this server belong to the Django site: sign in there to enter them")
+	}
+	c, err := s.cfg.ExternalCourses.Course(r.Context(), id)
+	switch chat.ErrorCode(err) {
+	case "":
+	case chat.ENOTFOUND:
+		return nil, http.StatusNotFound, msg("there is no course %d", id)
+	default:
+		s.log.Error("web: external course lookup", "course", id, "err", err)
+		return nil, http.StatusServiceUnavailable, msg("the course database is unavailable, try again later")
+	}
+	ok, err := s.cfg.ExternalCourses.CanEnter(r.Context(), id, sess.ExternalID)
+	if err != nil {
+		s.log.Error("web: external course access", "course", id, "err", err)
 		return nil, http.StatusServiceUnavailable, msg("the course database is unavailable, try again later")
 	}
 	if !ok {
@@ -147,6 +180,11 @@ func (s *Server) personName(r *http.Request, id int64, username string) string {
 func (s *Server) handleCourses(w http.ResponseWriter, r *http.Request) {
 	u := s.requireUser(w, r)
 	if u == nil {
+		return
+	}
+	if s.cfg.ExternalCourses != nil {
+		// The external site keeps the courses; chatd has no list of them.
+		s.render(w, r, http.StatusOK, "courses.html", map[string]any{"External": true})
 		return
 	}
 	courses, err := s.store.CoursesForUser(r.Context(), u.ID)

@@ -81,6 +81,11 @@ type Config struct {
 	// sockets are checked again, default 30 s.
 	External        ExternalAuth
 	ExternalRecheck time.Duration
+	// ExternalCourses, if not nil, decide course rooms instead of the
+	// store's courses: the external site's courses and enrolment, for
+	// users signed in through External (DJANGO_COURSE_QUERY). Open
+	// course-room sockets are asked about again every ExternalRecheck.
+	ExternalCourses ExternalCourses
 	// CheckRoom, if not nil, refuses public room names that the channel
 	// layer cannot carry, with a reason for the user: the channels_redis
 	// layer allows only names that are valid Django group names.
@@ -104,6 +109,9 @@ type Config struct {
 	// unread counts (the badge in the header, the counts on /chat/);
 	// default 20 s (UNREAD_POLL_INTERVAL).
 	UnreadPoll time.Duration
+	// BridgeStats, if not nil, returns counters shown with the details of
+	// /healthz and /readyz as "channels_redis" (the Django bridge's).
+	BridgeStats func() any
 }
 
 func (c *Config) setDefaults() {

@@ -368,10 +368,10 @@ func (c *config) validate() error {
 	if err := c.django.validate(); err != nil {
 		return err
 	}
+	if err := c.djangoConfig.validate(c.Layer.Kind, &c.Layer.RedisURL); err != nil {
+		return err
+	}
 	if c.Layer.Kind == layerChannelsRedis {
-		if err := c.djangoConfig.validate(c.Layer.Kind, &c.Layer.RedisURL); err != nil {
-			return err
-		}
 		if err := checkRedisURL(c.Layer.RedisURL); err != nil {
 			return fmt.Errorf("redis URL: %w", err)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/chatd/chat/core"
 	"github.com/chatd/chat/djangoauth"
 	"github.com/chatd/chat/password"
+	"github.com/chatd/chat/web"
 	"github.com/chatd/chat/ws"
 )
 
@@ -36,12 +37,14 @@ type djangoConfig struct {
 	CRSerializer  string
 	CRRandomLen   int
 	CRGroup       string
+	CRCourseGroup string // "": course rooms are not bridged
 	CREventType   string
 	CRUser        string
 	CRKeys        []string // CHANNELS_REDIS_SYMMETRIC_ENCRYPTION_KEYS (environment only: a secret)
 
-	groups channelsredis.GroupPattern
-	hosts  []string
+	groups       channelsredis.GroupPattern
+	courseGroups channelsredis.GroupPattern // zero: course rooms are not bridged
+	hosts        []string
 }
 
 // bindDjango registers the Django settings' flags.
@@ -55,6 +58,7 @@ func (e *envFlags) bindDjango(c *djangoConfig) {
 	e.String(&c.CRSerializer, "channels-redis-serializer", "CHANNELS_REDIS_SERIALIZER", channelsredis.SerializerMsgpack, "the Django layer's serializer_format: msgpack or json")
 	e.Int(&c.CRRandomLen, "channels-redis-random-prefix-length", "CHANNELS_REDIS_RANDOM_PREFIX_LENGTH", channelsredis.DefaultRandomPrefix, "the Django layer's random_prefix_length (core)")
 	e.String(&c.CRGroup, "channels-redis-group", "CHANNELS_REDIS_GROUP", channelsredis.DefaultGroupPattern, "the Django group of a public room; {room} is the room's name")
+	e.String(&c.CRCourseGroup, "channels-redis-course-group", "CHANNELS_REDIS_COURSE_GROUP", "", "with CHANNEL_LAYER=channels_redis: the Django group of a course's chat room, {course} being its id (the educa tutorial's is chat_{course}); empty: course rooms are not bridged. Public rooms whose group would be a course's are then refused")
 	e.String(&c.CREventType, "channels-redis-event-type", "CHANNELS_REDIS_EVENT_TYPE", channelsredis.DefaultEventType, "the type of the events chatd sends to Django groups (the consumer's handler: chat_message or chat.message call chat_message())")
 	e.String(&c.CRUser, "channels-redis-user", "CHANNELS_REDIS_USER", "django", "the sender's name in chatd for a Django event without a valid \"user\" key")
 	if v := strings.TrimSpace(e.getenv("CHANNELS_REDIS_SYMMETRIC_ENCRYPTION_KEYS")); v != "" {
@@ -69,6 +73,9 @@ func (e *envFlags) bindDjango(c *djangoConfig) {
 // validate checks the Django settings; redisURL is chatd's own Redis.
 func (c *djangoConfig) validate(kind string, redisURL *string) error {
 	if kind != layerChannelsRedis {
+		if strings.TrimSpace(c.CRCourseGroup) != "" {
+			return fmt.Errorf("CHANNELS_REDIS_COURSE_GROUP needs CHANNEL_LAYER=channels_redis (it is %s)", kind)
+		}
 		return nil
 	}
 	switch c.CRLayer {
@@ -98,6 +105,11 @@ func (c *djangoConfig) validate(kind string, redisURL *string) error {
 		return fmt.Errorf("CHANNELS_REDIS_GROUP: %w", err)
 	}
 	c.groups = g
+	if p := strings.TrimSpace(c.CRCourseGroup); p != "" {
+		if c.courseGroups, err = channelsredis.ParseCourseGroupPattern(p); err != nil {
+			return fmt.Errorf("CHANNELS_REDIS_COURSE_GROUP: %w", err)
+		}
+	}
 	switch {
 	case c.CRCapacity < 1:
 		return errors.New("CHANNELS_REDIS_CAPACITY must be at least 1")
@@ -129,20 +141,21 @@ const originDjango = ^uint64(0)
 // Django group. One goroutine sends them in commit order, so the
 // committer never waits for the Django side's Redis round trips.
 type djangoPublisher struct {
-	hub   *ws.Hub
-	layer atomic.Pointer[channelsredis.Layer] // set once the layer is open
-	log   *slog.Logger
-	queue chan *chat.Message
-	done  chan struct{}
-	lost  atomic.Uint64
+	hub     *ws.Hub
+	courses bool                                // course rooms are bridged too (CHANNELS_REDIS_COURSE_GROUP)
+	layer   atomic.Pointer[channelsredis.Layer] // set once the layer is open
+	log     *slog.Logger
+	queue   chan *chat.Message
+	done    chan struct{}
+	lost    atomic.Uint64
 }
 
 // djangoQueue bounds the messages waiting for the Django side; over it
 // messages are not sent there (and counted), rather than slowing chatd.
 const djangoQueue = 8192
 
-func newDjangoPublisher(hub *ws.Hub, log *slog.Logger) *djangoPublisher {
-	p := &djangoPublisher{hub: hub, log: log, queue: make(chan *chat.Message, djangoQueue), done: make(chan struct{})}
+func newDjangoPublisher(hub *ws.Hub, courses bool, log *slog.Logger) *djangoPublisher {
+	p := &djangoPublisher{hub: hub, courses: courses, log: log, queue: make(chan *chat.Message, djangoQueue), done: make(chan struct{})}
 	go p.run()
 	return p
 }
@@ -155,7 +168,7 @@ func (p *djangoPublisher) Publish(ctx context.Context, m *chat.Message, origin u
 		// duplicate (a client's retry) was sent to them the first time.
 		return err
 	}
-	if r, ok := chat.ParseRoomKey(m.Room); !ok || r.Kind != chat.RoomPublic {
+	if r, ok := chat.ParseRoomKey(m.Room); !ok || !(r.Kind == chat.RoomPublic || r.Kind == chat.RoomCourse && p.courses) {
 		return err
 	}
 	select {
@@ -184,8 +197,9 @@ func (p *djangoPublisher) run() {
 		if f.ID != "" {
 			fields = append(fields, channelsredis.Field{Key: "id", Value: f.ID})
 		}
+		r, _ := chat.ParseRoomKey(m.Room)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := l.SendChat(ctx, f.Room, fields)
+		_, err := l.Send(ctx, r, fields)
 		cancel()
 		if err != nil {
 			p.log.Warn("channels_redis bridge: a message could not be sent to the Django group", "room", f.Room, "err", err)
@@ -200,8 +214,9 @@ func (p *djangoPublisher) close() {
 }
 
 // openChannelsRedis opens chatd's own Redis layer wrapped in the
-// channels_redis bridge. Django events of a public room enter it through
-// node, as messages of the sender the event names.
+// channels_redis bridge. Django events of a bridged room (public, or a
+// course room with CHANNELS_REDIS_COURSE_GROUP) enter it through node, as
+// messages of the sender the event names.
 func openChannelsRedis(ctx context.Context, cfg *config, prefix string, st chat.Store, node *core.Node, recv chat.Receiver, log *slog.Logger) (*channelsredis.Layer, error) {
 	dep, err := st.DeploymentID(ctx)
 	if err != nil {
@@ -213,13 +228,13 @@ func openChannelsRedis(ctx context.Context, cfg *config, prefix string, st chat.
 	}
 	d := &cfg.djangoConfig
 	ilog := log.With("component", "channels-redis")
-	inbound := func(ctx context.Context, room string, ev channelsredis.Event) {
-		if !chat.ValidRoomName(room) {
+	inbound := func(ctx context.Context, room chat.Room, ev channelsredis.Event) {
+		if room.Kind != chat.RoomPublic && room.Kind != chat.RoomCourse || room.Kind == chat.RoomPublic && !chat.ValidRoomName(room.Name) {
 			return
 		}
 		text, _ := ev.String("message")
 		if inv := core.CheckText(text); inv != nil {
-			ilog.Info("channels_redis bridge: refused a Django event", "room", room, "code", inv.Code)
+			ilog.Info("channels_redis bridge: refused a Django event", "room", room.Key(), "code", inv.Code)
 			return
 		}
 		user := d.CRUser
@@ -230,14 +245,14 @@ func openChannelsRedis(ctx context.Context, cfg *config, prefix string, st chat.
 		if core.CheckClientID(id) != nil {
 			id = ""
 		}
-		err := node.Submit(ctx, &core.Post{Room: chat.PublicRoom(room).Key(), User: user, Text: text, ClientID: id, Origin: originDjango,
+		err := node.Submit(ctx, &core.Post{Room: room.Key(), User: user, Text: text, ClientID: id, Origin: originDjango,
 			Done: func(r core.Result) {
 				if r.Err != nil {
-					ilog.Warn("channels_redis bridge: a Django message could not be stored", "room", room, "err", r.Err)
+					ilog.Warn("channels_redis bridge: a Django message could not be stored", "room", room.Key(), "err", r.Err)
 				}
 			}})
 		if err != nil {
-			ilog.Warn("channels_redis bridge: a Django message could not enter its room", "room", room, "err", err)
+			ilog.Warn("channels_redis bridge: a Django message could not enter its room", "room", room.Key(), "err", err)
 		}
 	}
 	l, err := channelsredis.New(ctx, channelsredis.Options{
@@ -251,6 +266,7 @@ func openChannelsRedis(ctx context.Context, cfg *config, prefix string, st chat.
 		Serializer:    d.CRSerializer,
 		RandomPrefix:  randomPrefix(d.CRRandomLen),
 		Groups:        d.groups,
+		CourseGroups:  d.courseGroups,
 		EventType:     d.CREventType,
 		Deployment:    dep,
 		Inbound:       inbound,
@@ -282,6 +298,10 @@ type djangoSessionConfig struct {
 	UserTable   string
 	Backends    string
 	Recheck     time.Duration
+	// CourseQuery and CourseTitleQuery put course rooms under the Django
+	// site's enrolment (djangoauth's courses.go).
+	CourseQuery      string
+	CourseTitleQuery string
 }
 
 // bindDjangoSessions registers the Django session settings' flags.
@@ -298,7 +318,9 @@ func (e *envFlags) bindDjangoSessions(c *djangoSessionConfig) {
 	e.Int(&c.CookieAge, "django-session-cookie-age", "DJANGO_SESSION_COOKIE_AGE", int(djangoauth.DefaultCookieAge/time.Second), "the Django site's SESSION_COOKIE_AGE in seconds (how old a signed-cookie session may be)")
 	e.String(&c.UserTable, "django-user-table", "DJANGO_USER_TABLE", djangoauth.DefaultUserTable, "the table of the Django site's user model (AUTH_USER_MODEL)")
 	e.String(&c.Backends, "django-authentication-backends", "DJANGO_AUTHENTICATION_BACKENDS", djangoauth.ModelBackend, "the Django site's AUTHENTICATION_BACKENDS, comma-separated: a session made by another backend is not accepted")
-	e.Duration(&c.Recheck, "django-session-recheck", "DJANGO_SESSION_RECHECK", 30*time.Second, "how often the Django sessions of open sockets are checked again (logged out, password changed, account deactivated: the socket closes with 1008)")
+	e.Duration(&c.Recheck, "django-session-recheck", "DJANGO_SESSION_RECHECK", 30*time.Second, "how often the Django sessions of open sockets are checked again (logged out, password changed, account deactivated: the socket closes with 1008), and with DJANGO_COURSE_QUERY the enrolment of course-room sockets (1008 \"no longer enrolled\")")
+	e.String(&c.CourseQuery, "django-course-query", "DJANGO_COURSE_QUERY", "", "with DJANGO_SECRET_KEY: SQL run on the Django database that decides who may enter course room /chat/room/<id>/, with the parameters :course (the id) and :user (the Django user's id), returning a row when they may; then the Django site's enrolment decides every course room (see docs/django.md for the educa tutorial's query)")
+	e.String(&c.CourseTitleQuery, "django-course-title-query", "DJANGO_COURSE_TITLE_QUERY", "", "with DJANGO_COURSE_QUERY: SQL with the parameter :course returning a course's title (and optionally its owner's username); no row means there is no such course (404). Without it a course is called \"Course <id>\" and a missing one answers 403 like one the user is not enrolled in")
 }
 
 // validate checks the Django session settings.
@@ -307,9 +329,13 @@ func (c *djangoSessionConfig) validate() error {
 	if c.Engine == "cached_db" {
 		c.Engine = djangoauth.EngineDB
 	}
+	c.CourseQuery, c.CourseTitleQuery = strings.TrimSpace(c.CourseQuery), strings.TrimSpace(c.CourseTitleQuery)
 	if c.SecretKey == "" {
-		if c.DatabaseURL != "" {
+		switch {
+		case c.DatabaseURL != "":
 			return errors.New("DJANGO_DATABASE_URL is set but DJANGO_SECRET_KEY is not: both are needed to accept the Django site's logins")
+		case c.CourseQuery != "" || c.CourseTitleQuery != "":
+			return errors.New("DJANGO_COURSE_QUERY needs the Django site's logins: set DJANGO_SECRET_KEY and DJANGO_DATABASE_URL too")
 		}
 		return nil
 	}
@@ -322,6 +348,8 @@ func (c *djangoSessionConfig) validate() error {
 		return errors.New("DJANGO_SESSION_COOKIE_AGE must be at least 1")
 	case c.Recheck < 10*time.Millisecond:
 		return errors.New("DJANGO_SESSION_RECHECK must be at least 10ms")
+	case c.CourseTitleQuery != "" && c.CourseQuery == "":
+		return errors.New("DJANGO_COURSE_TITLE_QUERY is set but DJANGO_COURSE_QUERY is not: the title query only names the courses the course query admits to")
 	}
 	return nil
 }
@@ -337,32 +365,60 @@ type djangoLogins struct {
 
 func (d *djangoLogins) CookieName() string { return d.v.CookieName() }
 
-func (d *djangoLogins) Authenticate(ctx context.Context, cookie string) (*chat.User, time.Time, error) {
+func (d *djangoLogins) Authenticate(ctx context.Context, cookie string) (*web.ExternalSession, error) {
 	du, err := d.v.Verify(ctx, cookie)
 	if err != nil {
-		return nil, time.Time{}, err
+		return nil, err
 	}
 	if chat.ValidateUsername(du.Username) != nil {
-		return nil, time.Time{}, chat.Errorf(chat.EUNAUTHORIZED, "the Django username cannot be used in chat")
+		return nil, chat.Errorf(chat.EUNAUTHORIZED, "the Django username cannot be used in chat")
 	}
 	u, err := d.store.UserByUsername(ctx, du.Username)
-	if chat.ErrorCode(err) != chat.ENOTFOUND {
-		return u, du.Expires, err
+	if chat.ErrorCode(err) == chat.ENOTFOUND {
+		u, err = d.createUser(ctx, du)
 	}
+	if err != nil {
+		return nil, err
+	}
+	return &web.ExternalSession{User: u, ID: du.ID, Expires: du.Expires}, nil
+}
+
+// createUser makes the chatd account of a Django user seen for the first
+// time.
+func (d *djangoLogins) createUser(ctx context.Context, du *djangoauth.User) (*chat.User, error) {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	hash, err := password.Hash(hex.EncodeToString(b))
 	if err != nil {
-		return nil, time.Time{}, err
+		return nil, err
 	}
-	u = &chat.User{Username: du.Username}
+	u := &chat.User{Username: du.Username}
 	err = d.store.CreateUser(ctx, u, hash)
 	if chat.ErrorCode(err) == chat.ECONFLICT { // made by a concurrent request
-		u, err = d.store.UserByUsername(ctx, du.Username)
+		return d.store.UserByUsername(ctx, du.Username)
 	} else if err == nil {
 		d.log.Info("django: first login of a Django user; made their chatd account", "user", du.Username, "django_id", du.ID)
 	}
-	return u, du.Expires, err
+	return u, err
+}
+
+// djangoCourses is web.ExternalCourses over the Django site's tables
+// (DJANGO_COURSE_QUERY, DJANGO_COURSE_TITLE_QUERY).
+type djangoCourses struct{ v *djangoauth.Verifier }
+
+func (d djangoCourses) Course(ctx context.Context, id int64) (*chat.Course, error) {
+	c, err := d.v.Course(ctx, id)
+	if errors.Is(err, djangoauth.ErrNoCourse) {
+		return nil, chat.Errorf(chat.ENOTFOUND, "there is no course %d", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &chat.Course{ID: c.ID, Title: c.Title, OwnerUsername: c.Owner}, nil
+}
+
+func (d djangoCourses) CanEnter(ctx context.Context, id int64, djangoID string) (bool, error) {
+	return d.v.CanEnterCourse(ctx, id, djangoID)
 }
 
 // openDjangoLogins opens the Django site's database, or returns nil when
@@ -386,9 +442,25 @@ func openDjangoLogins(ctx context.Context, c *djangoSessionConfig, st chat.Store
 		CookieAge:   time.Duration(c.CookieAge) * time.Second,
 		UserTable:   c.UserTable,
 		Backends:    backends,
+
+		CourseQuery:      c.CourseQuery,
+		CourseTitleQuery: c.CourseTitleQuery,
 	})
 	if err != nil {
 		return nil, nil, err
 	}
 	return &djangoLogins{v: v, store: st, log: log}, v, nil
+}
+
+// warnOwnCourses logs a warning when chatd's store has courses of its own
+// while the Django site decides the course rooms: their rooms (and stored
+// messages) share ids with the Django site's courses.
+func warnOwnCourses(ctx context.Context, st chat.Store, log *slog.Logger) {
+	cs, err := st.ListCourses(ctx)
+	if err != nil || len(cs) == 0 {
+		return
+	}
+	log.Warn("DJANGO_COURSE_QUERY is set, so the Django site decides every course room /chat/room/<id>/; chatd's own courses no longer do, "+
+		"and the messages already stored in their rooms are shown to the members of the Django course with the same id (delete them with chatd deletecourse if that is wrong)",
+		"chatd_courses", len(cs))
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	chat "github.com/chatd/chat"
+	"github.com/chatd/chat/channelsredis"
 	"github.com/chatd/chat/core"
 	"github.com/chatd/chat/web"
 	"github.com/chatd/chat/ws"
@@ -190,7 +191,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	var publisher core.Publisher = hub
 	var djpub *djangoPublisher
 	if cfg.Layer.Kind == layerChannelsRedis {
-		djpub = newDjangoPublisher(hub, log)
+		djpub = newDjangoPublisher(hub, !cfg.djangoConfig.courseGroups.IsZero(), log)
 		publisher = djpub
 	}
 	node, err := core.New(core.Config{Store: st, HistoryOff: cfg.History == "off", Publisher: publisher, Logger: log})
@@ -206,6 +207,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}
 	var layer chat.Layer
 	var checkRoom func(string) error
+	var bridgeStats func() any
 	if djpub != nil {
 		crl, err := openChannelsRedis(ctx, cfg, prefix, st, node, hub.Receive, log)
 		if err != nil {
@@ -213,6 +215,12 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		}
 		djpub.layer.Store(crl)
 		layer, checkRoom = crl, crl.CheckRoom
+		bridgeStats = func() any {
+			return struct {
+				channelsredis.Stats
+				Unsent uint64 `json:"unsent"` // messages chatd could not queue for the Django side
+			}{crl.Stats(), djpub.lost.Load()}
+		}
 	} else if layer, err = openLayer(ctx, cfg.Layer.Kind, cfg.Layer.RedisURL, prefix, hub.Receive, log); err != nil {
 		return err
 	}
@@ -229,9 +237,14 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		return err
 	}
 	var external web.ExternalAuth
+	var externalCourses web.ExternalCourses
 	if djLogins != nil {
 		defer djVerifier.Close()
 		external = djLogins
+		if djVerifier.HasCourses() {
+			externalCourses = djangoCourses{djVerifier}
+			warnOwnCourses(ctx, st, log)
+		}
 	}
 	srv, err := web.NewServer(web.Config{
 		Production:      cfg.production(),
@@ -258,10 +271,12 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		APIRateLimit:      cfg.apiRateLimit(),
 		APIRateBurst:      cfg.APIRateBurst,
 		CheckRoom:         checkRoom,
+		BridgeStats:       bridgeStats,
 		External:          external,
 		ExternalRecheck:   cfg.django.Recheck,
 		Language:          cfg.Language,
 		UnreadPoll:        cfg.UnreadPoll,
+		ExternalCourses:   externalCourses,
 	}, hub)
 	if err != nil {
 		return err

@@ -86,6 +86,9 @@ type Options struct {
 	Files map[string]string
 	// Settings is Python appended to djchat/settings.py.
 	Settings string
+	// Apps are Django apps added to INSTALLED_APPS (their files come in
+	// Files); their migrations are made (makemigrations) before migrate.
+	Apps []string
 }
 
 // Anchor is a running copy of the Django tutorial server.
@@ -126,12 +129,16 @@ func Start(t testing.TB, o Options) *Anchor {
 			t.Fatal(err)
 		}
 	}
-	if o.Settings != "" {
+	settings := o.Settings
+	if len(o.Apps) > 0 {
+		settings += fmt.Sprintf("\nINSTALLED_APPS += [%s]\n", pyStrings(o.Apps))
+	}
+	if settings != "" {
 		f, err := os.OpenFile(filepath.Join(dir, "djchat", "settings.py"), os.O_APPEND|os.O_WRONLY, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, _ = f.WriteString("\n" + o.Settings + "\n")
+		_, _ = f.WriteString("\n" + settings + "\n")
 		_ = f.Close()
 	}
 	a := &Anchor{t: t, Dir: dir, Redis: o.Redis, done: make(chan struct{})}
@@ -139,6 +146,9 @@ func Start(t testing.TB, o Options) *Anchor {
 		"DJCHAT_RUN_DIR="+filepath.Join(dir, "run"), "DJANGO_SETTINGS_MODULE=djchat.settings", "PYTHONDONTWRITEBYTECODE=1")
 	if err := os.MkdirAll(filepath.Join(dir, "run"), 0o755); err != nil {
 		t.Fatal(err)
+	}
+	if len(o.Apps) > 0 {
+		a.Manage(append([]string{"makemigrations", "-v", "0"}, o.Apps...)...)
 	}
 	a.Manage("migrate", "--noinput", "-v", "0")
 	port := redistest.FreePort(t)
@@ -290,4 +300,111 @@ func (a *Anchor) Login(username, password string) string {
 	}
 	a.t.Fatalf("login as %s: no sessionid cookie", username)
 	return ""
+}
+
+// pyStrings returns Python string literals of ss, comma-separated.
+func pyStrings(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
+}
+
+// CourseApps is the app CourseFiles add; pass it as Options.Apps.
+var CourseApps = []string{"courses"}
+
+// CourseFiles add a minimal app shaped like the educa tutorial's courses
+// app to a copy of the anchor: a Course with an owner, a title and
+// students (a many-to-many field, so the tables are courses_course and
+// courses_course_students), and a course chat consumer at
+// ws/chat/room/<course id>/ that, like educa's, joins the group
+// chat_<course id>, sends {"type": "chat_message", "message", "user",
+// "datetime"} to it and passes every event to its browser as JSON. Pass
+// them (with LoginFiles) as Options.Files and CourseApps as Options.Apps.
+var CourseFiles = map[string]string{
+	"courses/__init__.py": "",
+	"courses/models.py": `from django.conf import settings
+from django.db import models
+
+
+class Course(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, related_name="courses_created", on_delete=models.CASCADE)
+    title = models.CharField(max_length=200)
+    students = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="courses_joined", blank=True)
+`,
+	"courses/consumers.py": `import json
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.utils import timezone
+
+
+class CourseChatConsumer(AsyncWebsocketConsumer):
+    async def connect(self):
+        self.user = self.scope["user"]
+        self.group = "chat_%s" % self.scope["url_route"]["kwargs"]["course_id"]
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, close_code):
+        await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data):
+        message = json.loads(text_data)["message"]
+        await self.channel_layer.group_send(self.group, {
+            "type": "chat_message",
+            "message": message,
+            "user": self.user.username,
+            "datetime": timezone.now().isoformat(),
+        })
+
+    async def chat_message(self, event):
+        await self.send(text_data=json.dumps(event))
+`,
+	"chat/routing.py": `from django.urls import re_path
+
+from chat import consumers
+from courses.consumers import CourseChatConsumer
+
+websocket_urlpatterns = [
+    re_path(r"ws/chat/room/(?P<course_id>\d+)/$", CourseChatConsumer.as_asgi()),
+    re_path(r"ws/chat/(?P<room_name>\w+)/$", consumers.ChatConsumer.as_asgi()),
+]
+`,
+}
+
+// Files merges sets of files for Options.Files.
+func Files(sets ...map[string]string) map[string]string {
+	out := make(map[string]string)
+	for _, s := range sets {
+		for k, v := range s {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// CreateCourse makes a course of CourseFiles owned by owner with students
+// enrolled, and returns its id.
+func (a *Anchor) CreateCourse(owner, title string, students ...string) int64 {
+	a.t.Helper()
+	out := a.Shell(fmt.Sprintf("from django.contrib.auth.models import User\nfrom courses.models import Course\n"+
+		"c = Course.objects.create(owner=User.objects.get(username=%q), title=%q)\n"+
+		"c.students.set(User.objects.filter(username__in=[%s]))\nprint('course-id', c.id)\n", owner, title, pyStrings(students)))
+	var id int64
+	for _, line := range strings.Split(out, "\n") {
+		if _, err := fmt.Sscanf(line, "course-id %d", &id); err == nil {
+			return id
+		}
+	}
+	a.t.Fatalf("CreateCourse: no id in %q", out)
+	return 0
+}
+
+// Unenroll removes student from course id (a many-to-many remove, as the
+// Django admin or a view does).
+func (a *Anchor) Unenroll(id int64, student string) {
+	a.t.Helper()
+	a.Shell(fmt.Sprintf("from django.contrib.auth.models import User\nfrom courses.models import Course\n"+
+		"Course.objects.get(id=%d).students.remove(User.objects.get(username=%q))\n", id, student))
 }
