@@ -252,10 +252,8 @@ type text struct {
 // shown (Localizer.Text) or written in English (text.English).
 func msg(key string, args ...any) text { return text{key: key, args: args} }
 
-// plain returns s as a message shown as it is, in every language: for the
-// few pages not translated yet (the admin pages under /manage/, whose
-// readers are operators) and for texts that come from elsewhere (a channel
-// layer's reason).
+// plain returns s as a message shown as it is, in every language: for
+// texts that come from elsewhere (a channel layer's reason).
 func plain(s string) text { return msg("%s", s) }
 
 // English returns the message in English, for logs, frames and plain-text

@@ -27,7 +27,7 @@ import (
 //     .T("…") call, when it is a string literal;
 //   - the chat package's validation messages that pages show
 //     (chat.Errorf(chat.EINVALID | ECONFLICT, "…") in username.go,
-//     nickname.go and store.go), with the field names they name;
+//     nickname.go, store.go and apikey.go), with the field names they name;
 //   - the scripts: jsMessages, which must list exactly the t("…") and
 //     tn(n, "…", "…") keys of static/*.js.
 //
@@ -173,9 +173,8 @@ func templateKeys(t *testing.T) map[string]string {
 				n++
 			})
 		}
-		// error.html shows texts translated by its caller; the admin pages
-		// (manage*.html) are English only for now (see README).
-		if n == 0 && !strings.HasSuffix(f, "error.html") && !strings.HasPrefix(f, "templates/manage") {
+		// error.html shows texts translated by its caller.
+		if n == 0 && !strings.HasSuffix(f, "error.html") {
 			t.Errorf("%s: no .L.T call found; is the walker broken?", f)
 		}
 	}
@@ -274,7 +273,7 @@ func goKeys(t *testing.T) map[string]string {
 			return true
 		})
 	}
-	for _, f := range []string{"../username.go", "../nickname.go", "../store.go"} {
+	for _, f := range []string{"../username.go", "../nickname.go", "../store.go", "../apikey.go"} {
 		file, err := parser.ParseFile(fset, f, nil, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -307,8 +306,8 @@ func goKeys(t *testing.T) map[string]string {
 // internalOnly reports whether a chat package message never reaches a page
 // (it is about data only chatd itself writes, or for operators).
 func internalOnly(s string) bool {
-	for _, p := range []string{"these accounts now count", "password hash", "session", "course ", "message ",
-		"client id", "revocation", "user %d", "ttl"} {
+	for _, p := range []string{"these accounts now count", "password hash", "session", "message ",
+		"client id", "revocation", "user %d", "ttl", "created by"} {
 		if strings.Contains(s, p) {
 			return true
 		}

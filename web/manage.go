@@ -35,11 +35,12 @@ import (
 // flashCookie carries a one-time notice to the page a change redirects to.
 const flashCookie = "chatd_flash"
 
-// setFlash leaves msg for the next /manage/ page this browser shows.
-func (s *Server) setFlash(w http.ResponseWriter, msg string) {
+// setFlash leaves notice, in the request's language, for the next /manage/
+// page this browser shows.
+func (s *Server) setFlash(w http.ResponseWriter, r *http.Request, notice text) {
 	http.SetCookie(w, &http.Cookie{
 		Name:     flashCookie,
-		Value:    base64.RawURLEncoding.EncodeToString([]byte(msg)),
+		Value:    base64.RawURLEncoding.EncodeToString([]byte(s.localizer(r).Text(notice))),
 		Path:     "/manage/",
 		MaxAge:   60,
 		HttpOnly: true,
@@ -64,17 +65,17 @@ func (s *Server) takeFlash(w http.ResponseWriter, r *http.Request) string {
 }
 
 // done finishes a successful change: log line, notice, redirect to page.
-func (s *Server) done(w http.ResponseWriter, r *http.Request, page, notice, action string, attrs ...any) {
+func (s *Server) done(w http.ResponseWriter, r *http.Request, page string, notice text, action string, attrs ...any) {
 	u := chat.UserFromContext(r.Context())
 	s.log.Info("manage: "+action, append([]any{"by", u.Username, "peer", r.RemoteAddr}, attrs...)...)
-	s.setFlash(w, notice)
+	s.setFlash(w, r, notice)
 	http.Redirect(w, r, page, http.StatusSeeOther)
 }
 
 // refused logs a change that was refused (for the audit trail too).
-func (s *Server) refused(r *http.Request, action string, reason string, attrs ...any) {
+func (s *Server) refused(r *http.Request, action string, reason text, attrs ...any) {
 	u := chat.UserFromContext(r.Context())
-	s.log.Info("manage: refused "+action, append([]any{"by", u.Username, "reason", reason}, attrs...)...)
+	s.log.Info("manage: refused "+action, append([]any{"by", u.Username, "reason", reason.English()}, attrs...)...)
 }
 
 // statusOf maps a store error to a page status: 404, 409, 400, else 503.
@@ -96,7 +97,7 @@ func statusOf(err error) int {
 func (s *Server) parseManageForm(w http.ResponseWriter, r *http.Request) bool {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
-		s.errorPage(w, r, http.StatusBadRequest, plain("Bad request"), plain("The form could not be read."))
+		s.errorPage(w, r, http.StatusBadRequest, msg("Bad request"), msg("The form could not be read."))
 		return false
 	}
 	return true
@@ -110,8 +111,8 @@ func (s *Server) requireAdmin(w http.ResponseWriter, r *http.Request) *chat.User
 		return nil
 	}
 	if !u.IsAdmin {
-		s.errorPage(w, r, http.StatusForbidden, plain("Administrators only"),
-			plain("Only administrators may use this page. An operator makes one with chatd grantadmin USERNAME."))
+		s.errorPage(w, r, http.StatusForbidden, msg("Administrators only"),
+			msg("Only administrators may use this page. An operator makes one with chatd grantadmin USERNAME."))
 		return nil
 	}
 	return u
@@ -127,7 +128,7 @@ func (s *Server) courseManager(w http.ResponseWriter, r *http.Request) (u *chat.
 	}
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
-		s.errorPage(w, r, http.StatusNotFound, plain("Not found"), plain("A course id is a positive number."))
+		s.errorPage(w, r, http.StatusNotFound, msg("Not found"), msg("A course id is a positive number."))
 		return nil, nil, false
 	}
 	c, err = s.store.CourseByID(r.Context(), id)
@@ -135,10 +136,10 @@ func (s *Server) courseManager(w http.ResponseWriter, r *http.Request) (u *chat.
 	case "":
 	case chat.ENOTFOUND:
 		if !u.IsAdmin { // others learn nothing about which courses exist
-			s.errorPage(w, r, http.StatusForbidden, plain("Access denied"), plain("Only administrators and a course's owner may manage it."))
+			s.errorPage(w, r, http.StatusForbidden, msg("Access denied"), msg("Only administrators and a course's owner may manage it."))
 			return nil, nil, false
 		}
-		s.errorPage(w, r, http.StatusNotFound, plain("Not found"), plain("There is no course "+strconv.FormatInt(id, 10)+"."))
+		s.errorPage(w, r, http.StatusNotFound, msg("Not found"), msg("There is no course %s.", strconv.FormatInt(id, 10)))
 		return nil, nil, false
 	default:
 		s.log.Error("web: manage course", "course", id, "err", err)
@@ -146,7 +147,7 @@ func (s *Server) courseManager(w http.ResponseWriter, r *http.Request) (u *chat.
 		return nil, nil, false
 	}
 	if !u.IsAdmin && c.OwnerID != u.ID {
-		s.errorPage(w, r, http.StatusForbidden, plain("Access denied"), plain("Only administrators and a course's owner may manage it."))
+		s.errorPage(w, r, http.StatusForbidden, msg("Access denied"), msg("Only administrators and a course's owner may manage it."))
 		return nil, nil, false
 	}
 	return u, c, u.IsAdmin
@@ -174,8 +175,8 @@ func (s *Server) handleManage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !u.IsAdmin && len(owned) == 0 {
-		s.errorPage(w, r, http.StatusForbidden, plain("Access denied"),
-			plain("Only administrators and course owners may manage anything here."))
+		s.errorPage(w, r, http.StatusForbidden, msg("Access denied"),
+			msg("Only administrators and course owners may manage anything here."))
 		return
 	}
 	s.render(w, r, http.StatusOK, "manage.html", map[string]any{"Owned": owned, "Notice": s.takeFlash(w, r)})
@@ -186,10 +187,10 @@ func (s *Server) handleManageCourses(w http.ResponseWriter, r *http.Request) {
 	if s.requireAdmin(w, r) == nil {
 		return
 	}
-	s.renderCourses(w, r, http.StatusOK, "", nil)
+	s.renderCourses(w, r, http.StatusOK, text{}, nil)
 }
 
-func (s *Server) renderCourses(w http.ResponseWriter, r *http.Request, status int, errMsg string, form url.Values) {
+func (s *Server) renderCourses(w http.ResponseWriter, r *http.Request, status int, errMsg text, form url.Values) {
 	courses, err := s.store.ListCourses(r.Context())
 	if err != nil {
 		s.log.Error("web: manage courses", "err", err)
@@ -215,22 +216,22 @@ func (s *Server) handleCreateCourse(w http.ResponseWriter, r *http.Request) {
 	title, ownerName := strings.TrimSpace(r.PostForm.Get("title")), strings.TrimSpace(r.PostForm.Get("owner"))
 	owner, err := s.store.UserByUsername(r.Context(), ownerName)
 	if err != nil {
-		msg := "There is no user " + strconv.Quote(ownerName) + " to own the course."
+		reason := msg("There is no user %q to own the course.", ownerName)
 		if chat.ErrorCode(err) != chat.ENOTFOUND && chat.ErrorCode(err) != chat.EINVALID {
 			s.log.Error("web: manage user lookup", "err", err)
-			msg = "The database is unavailable; try again."
+			reason = msg("The database is unavailable; try again.")
 		}
-		s.refused(r, "create course", msg, "title", title)
-		s.renderCourses(w, r, statusOf(err), msg, r.PostForm)
+		s.refused(r, "create course", reason, "title", title)
+		s.renderCourses(w, r, statusOf(err), reason, r.PostForm)
 		return
 	}
 	c := &chat.Course{Title: title, OwnerID: owner.ID}
 	if err := s.store.CreateCourse(r.Context(), c); err != nil {
-		s.refused(r, "create course", chat.ErrorMessage(err), "title", title)
-		s.renderCourses(w, r, statusOf(err), asSentence(chat.ErrorMessage(err)), r.PostForm)
+		s.refused(r, "create course", errorText(err), "title", title)
+		s.renderCourses(w, r, statusOf(err), errorText(err), r.PostForm)
 		return
 	}
-	s.done(w, r, managePath(c), "Created the course "+strconv.Quote(c.Title)+", owned by "+owner.Username+".",
+	s.done(w, r, managePath(c), msg("Created the course %q, owned by %s.", c.Title, owner.Username),
 		"created course", "course", c.ID, "title", c.Title, "owner", owner.Username)
 }
 
@@ -241,14 +242,14 @@ func (s *Server) handleManageCourse(w http.ResponseWriter, r *http.Request) {
 	if c == nil {
 		return
 	}
-	s.renderCourse(w, r, http.StatusOK, c, admin, "", "")
+	s.renderCourse(w, r, http.StatusOK, c, admin, text{}, "")
 }
 
-func (s *Server) renderCourse(w http.ResponseWriter, r *http.Request, status int, c *chat.Course, admin bool, errMsg, username string) {
+func (s *Server) renderCourse(w http.ResponseWriter, r *http.Request, status int, c *chat.Course, admin bool, errMsg text, username string) {
 	members, err := s.store.CourseMembers(r.Context(), c.ID)
 	if err != nil {
 		if chat.ErrorCode(err) == chat.ENOTFOUND {
-			s.errorPage(w, r, http.StatusNotFound, plain("Not found"), plain("The course was deleted."))
+			s.errorPage(w, r, http.StatusNotFound, msg("Not found"), msg("The course was deleted."))
 			return
 		}
 		s.log.Error("web: manage course members", "course", c.ID, "err", err)
@@ -270,22 +271,30 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	}
 	name := strings.TrimSpace(r.PostForm.Get("username"))
 	u, err := s.store.UserByUsername(r.Context(), name)
-	if err == nil && u.ID == c.OwnerID {
-		err = chat.Errorf(chat.ECONFLICT, "%s owns this course: an owner always may enter its room and is not enrolled as a student of their own course.", u.Username)
-	} else if err == nil {
+	var reason text
+	status := statusOf(err)
+	switch {
+	case err == nil && u.ID == c.OwnerID:
+		reason, status = msg("%s owns this course: an owner always may enter its room and is not enrolled as a student of their own course.", u.Username), http.StatusConflict
+	case err == nil:
 		err = s.store.Enroll(r.Context(), c.ID, u.ID)
+		status = statusOf(err)
 		if chat.ErrorCode(err) == chat.ECONFLICT {
-			err = chat.Errorf(chat.ECONFLICT, "%s is already enrolled.", u.Username)
+			reason = msg("%s is already enrolled.", u.Username)
+		} else if err != nil {
+			reason = errorText(err)
 		}
-	} else if chat.ErrorCode(err) == chat.ENOTFOUND || chat.ErrorCode(err) == chat.EINVALID {
-		err = chat.Errorf(chat.ENOTFOUND, "There is no user %q.", name)
+	case chat.ErrorCode(err) == chat.ENOTFOUND || chat.ErrorCode(err) == chat.EINVALID:
+		reason, status = msg("There is no user %q.", name), http.StatusNotFound
+	default:
+		reason = errorText(err)
 	}
-	if err != nil {
-		s.refused(r, "enroll", chat.ErrorMessage(err), "course", c.ID, "user", name)
-		s.renderCourse(w, r, statusOf(err), c, admin, chat.ErrorMessage(err), name)
+	if reason.key != "" {
+		s.refused(r, "enroll", reason, "course", c.ID, "user", name)
+		s.renderCourse(w, r, status, c, admin, reason, name)
 		return
 	}
-	s.done(w, r, managePath(c), "Enrolled "+u.Username+".", "enrolled", "course", c.ID, "user", u.Username)
+	s.done(w, r, managePath(c), msg("Enrolled %s.", u.Username), "enrolled", "course", c.ID, "user", u.Username)
 }
 
 // handleUnenroll removes the user named in the form from the course; their
@@ -297,21 +306,29 @@ func (s *Server) handleUnenroll(w http.ResponseWriter, r *http.Request) {
 	}
 	name := strings.TrimSpace(r.PostForm.Get("username"))
 	u, err := s.store.UserByUsername(r.Context(), name)
-	if err == nil {
+	var reason text
+	status := statusOf(err)
+	switch {
+	case err == nil:
 		err = s.store.Unenroll(r.Context(), c.ID, u.ID)
+		status = statusOf(err)
 		if chat.ErrorCode(err) == chat.ENOTFOUND {
-			err = chat.Errorf(chat.ENOTFOUND, "%s is not enrolled.", u.Username)
+			reason = msg("%s is not enrolled.", u.Username)
+		} else if err != nil {
+			reason = errorText(err)
 		}
-	} else if chat.ErrorCode(err) == chat.ENOTFOUND || chat.ErrorCode(err) == chat.EINVALID {
-		err = chat.Errorf(chat.ENOTFOUND, "There is no user %q.", name)
+	case chat.ErrorCode(err) == chat.ENOTFOUND || chat.ErrorCode(err) == chat.EINVALID:
+		reason, status = msg("There is no user %q.", name), http.StatusNotFound
+	default:
+		reason = errorText(err)
 	}
-	if err != nil {
-		s.refused(r, "unenroll", chat.ErrorMessage(err), "course", c.ID, "user", name)
-		s.renderCourse(w, r, statusOf(err), c, admin, chat.ErrorMessage(err), "")
+	if reason.key != "" {
+		s.refused(r, "unenroll", reason, "course", c.ID, "user", name)
+		s.renderCourse(w, r, status, c, admin, reason, "")
 		return
 	}
 	s.closeNow(r.Context(), ws.Control{User: u.Username, Group: chat.CourseRoomKey(c.ID), Reason: "no longer enrolled"})
-	s.done(w, r, managePath(c), "Unenrolled "+u.Username+"; their open chat sockets in this course's room were closed.",
+	s.done(w, r, managePath(c), msg("Unenrolled %s; their open chat sockets in this course's room were closed.", u.Username),
 		"unenrolled", "course", c.ID, "user", u.Username)
 }
 
@@ -336,11 +353,11 @@ func (s *Server) handleRenameCourse(w http.ResponseWriter, r *http.Request) {
 	}
 	title := strings.TrimSpace(r.PostForm.Get("title"))
 	if err := s.store.RenameCourse(r.Context(), c.ID, title); err != nil {
-		s.refused(r, "rename course", chat.ErrorMessage(err), "course", c.ID)
-		s.renderCourse(w, r, statusOf(err), c, true, asSentence(chat.ErrorMessage(err)), "")
+		s.refused(r, "rename course", errorText(err), "course", c.ID)
+		s.renderCourse(w, r, statusOf(err), c, true, errorText(err), "")
 		return
 	}
-	s.done(w, r, managePath(c), "Renamed the course to "+strconv.Quote(title)+".", "renamed course",
+	s.done(w, r, managePath(c), msg("Renamed the course to %q.", title), "renamed course",
 		"course", c.ID, "from", c.Title, "to", title)
 }
 
@@ -355,7 +372,7 @@ func (s *Server) handleDeleteCourse(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.PostForm.Get("confirm") != "yes" {
-		s.renderCourse(w, r, http.StatusBadRequest, c, true, "Tick the box to confirm that the course, its enrollments and its chat history are to be deleted.", "")
+		s.renderCourse(w, r, http.StatusBadRequest, c, true, msg("Tick the box to confirm that the course, its enrollments and its chat history are to be deleted."), "")
 		return
 	}
 	if err := s.store.DeleteCourse(r.Context(), c.ID); err != nil && chat.ErrorCode(err) != chat.ENOTFOUND {
@@ -364,7 +381,7 @@ func (s *Server) handleDeleteCourse(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.closeNow(r.Context(), ws.Control{Group: chat.CourseRoomKey(c.ID), Reason: "course deleted"})
-	s.done(w, r, "/manage/courses/", "Deleted the course "+strconv.Quote(c.Title)+" with its enrollments and chat history.",
+	s.done(w, r, "/manage/courses/", msg("Deleted the course %q with its enrollments and chat history.", c.Title),
 		"deleted course", "course", c.ID, "title", c.Title)
 }
 
@@ -373,10 +390,10 @@ func (s *Server) handleManageUsers(w http.ResponseWriter, r *http.Request) {
 	if s.requireAdmin(w, r) == nil {
 		return
 	}
-	s.renderUsers(w, r, http.StatusOK, "")
+	s.renderUsers(w, r, http.StatusOK, text{})
 }
 
-func (s *Server) renderUsers(w http.ResponseWriter, r *http.Request, status int, errMsg string) {
+func (s *Server) renderUsers(w http.ResponseWriter, r *http.Request, status int, errMsg text) {
 	after := r.URL.Query().Get("after")
 	users, err := s.store.ListUsersPage(r.Context(), after, UsersPerPage+1)
 	if err != nil {
@@ -405,8 +422,8 @@ func (s *Server) renderUsers(w http.ResponseWriter, r *http.Request, status int,
 }
 
 // managedUser loads the account named in the URL for an administrator's
-// change, refusing changes to the administrator's own account.
-func (s *Server) managedUser(w http.ResponseWriter, r *http.Request, action string) *chat.User {
+// change, refusing changes to the administrator's own account with self.
+func (s *Server) managedUser(w http.ResponseWriter, r *http.Request, action string, self text) *chat.User {
 	admin := s.requireAdmin(w, r)
 	if admin == nil {
 		return nil
@@ -416,7 +433,7 @@ func (s *Server) managedUser(w http.ResponseWriter, r *http.Request, action stri
 	switch chat.ErrorCode(err) {
 	case "":
 	case chat.ENOTFOUND, chat.EINVALID:
-		s.renderUsers(w, r, http.StatusNotFound, "There is no user "+strconv.Quote(name)+".")
+		s.renderUsers(w, r, http.StatusNotFound, msg("There is no user %q.", name))
 		return nil
 	default:
 		s.log.Error("web: manage user lookup", "err", err)
@@ -424,9 +441,8 @@ func (s *Server) managedUser(w http.ResponseWriter, r *http.Request, action stri
 		return nil
 	}
 	if u.ID == admin.ID {
-		msg := "You cannot " + action + " your own account here; another administrator can, or an operator with chatd."
-		s.refused(r, action, msg, "user", u.Username)
-		s.renderUsers(w, r, http.StatusConflict, msg)
+		s.refused(r, action, self, "user", u.Username)
+		s.renderUsers(w, r, http.StatusConflict, self)
 		return nil
 	}
 	return u
@@ -436,11 +452,13 @@ func (s *Server) managedUser(w http.ResponseWriter, r *http.Request, action stri
 // its sessions (the store records the revocation) and closes its sockets.
 func (s *Server) handleSetActive(active bool) http.HandlerFunc {
 	action := "deactivate"
+	self := msg("You cannot deactivate your own account here; another administrator can, or an operator with chatd.")
 	if active {
 		action = "reactivate"
+		self = msg("You cannot reactivate your own account here; another administrator can, or an operator with chatd.")
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
-		u := s.managedUser(w, r, action)
+		u := s.managedUser(w, r, action, self)
 		if u == nil || !s.parseManageForm(w, r) {
 			return
 		}
@@ -451,11 +469,11 @@ func (s *Server) handleSetActive(active bool) http.HandlerFunc {
 		}
 		page := "/manage/users/" + managedPage(r)
 		if active {
-			s.done(w, r, page, "Reactivated "+u.Username+": they may sign in again.", "reactivated user", "user", u.Username)
+			s.done(w, r, page, msg("Reactivated %s: they may sign in again.", u.Username), "reactivated user", "user", u.Username)
 			return
 		}
 		s.closeNow(r.Context(), ws.Control{User: u.Username, Reason: "account deactivated"})
-		s.done(w, r, page, "Deactivated "+u.Username+": they are signed out everywhere and cannot sign in.",
+		s.done(w, r, page, msg("Deactivated %s: they are signed out everywhere and cannot sign in.", u.Username),
 			"deactivated user", "user", u.Username)
 	}
 }
@@ -476,7 +494,8 @@ const resetPasswordLen = 16
 // handleResetPassword gives an account a new random password, shown once
 // to the administrator, and ends the account's sessions.
 func (s *Server) handleResetPassword(w http.ResponseWriter, r *http.Request) {
-	u := s.managedUser(w, r, "reset the password of")
+	u := s.managedUser(w, r, "reset the password of",
+		msg("You cannot reset the password of your own account here; another administrator can, or an operator with chatd."))
 	if u == nil || !s.parseManageForm(w, r) {
 		return
 	}
@@ -499,10 +518,10 @@ func (s *Server) handleResetPassword(w http.ResponseWriter, r *http.Request) {
 	admin := chat.UserFromContext(r.Context())
 	s.log.Info("manage: reset password", "by", admin.Username, "peer", r.RemoteAddr, "user", u.Username)
 	s.render(w, r, http.StatusOK, "manage_secret.html", map[string]any{
-		"Heading": "New password for " + u.Username,
-		"What":    "password",
+		"Heading": msg("New password for %s", u.Username),
+		"Warning": msg("Copy the password now: it is shown only this once and cannot be read again."),
 		"Secret":  pw,
-		"Detail":  u.Username + " was signed out everywhere. Give them this password; they sign in with it at /accounts/login/.",
+		"Detail":  msg("%s was signed out everywhere. Give them this password; they sign in with it at /accounts/login/.", u.Username),
 		"Back":    "/manage/users/",
 	})
 }
@@ -512,10 +531,10 @@ func (s *Server) handleManageKeys(w http.ResponseWriter, r *http.Request) {
 	if s.requireAdmin(w, r) == nil {
 		return
 	}
-	s.renderKeys(w, r, http.StatusOK, "", nil)
+	s.renderKeys(w, r, http.StatusOK, text{}, nil)
 }
 
-func (s *Server) renderKeys(w http.ResponseWriter, r *http.Request, status int, errMsg string, form url.Values) {
+func (s *Server) renderKeys(w http.ResponseWriter, r *http.Request, status int, errMsg text, form url.Values) {
 	keys, err := s.store.ListAPIKeys(r.Context())
 	if err != nil {
 		s.log.Error("web: manage keys", "err", err)
@@ -549,17 +568,17 @@ func (s *Server) handleCreateKey(w http.ResponseWriter, r *http.Request) {
 			s.unavailable(w, r)
 			return
 		}
-		s.refused(r, "create API key", chat.ErrorMessage(err), "name", k.Name)
-		s.renderKeys(w, r, statusOf(err), asSentence(chat.ErrorMessage(err)), f)
+		s.refused(r, "create API key", errorText(err), "name", k.Name)
+		s.renderKeys(w, r, statusOf(err), errorText(err), f)
 		return
 	}
 	s.log.Info("manage: created API key", "by", admin.Username, "peer", r.RemoteAddr, "key", k.Name, "id", k.ID,
 		"bot", chat.BotUser(k.Bot), "rooms", k.Rooms)
 	s.render(w, r, http.StatusCreated, "manage_secret.html", map[string]any{
-		"Heading": "API key " + k.Name,
-		"What":    "API key",
+		"Heading": msg("API key %s", k.Name),
+		"Warning": msg("Copy the API key now: it is shown only this once and cannot be read again."),
 		"Secret":  k.Secret,
-		"Detail":  "It posts as " + chat.BotUser(k.Bot) + " to the rooms " + k.Rooms + ". Send it as Authorization: Bearer <key>; see docs/api.md.",
+		"Detail":  msg("It posts as %s to the rooms %s. Send it as Authorization: Bearer <key>; see docs/api.md.", chat.BotUser(k.Bot), k.Rooms),
 		"Example": `curl -X POST -H "Authorization: Bearer ` + k.Secret + `" -d '{"message": "Hello"}' ` + s.exampleBase(r) + "/api/chat/lobby/messages",
 		"Back":    "/manage/keys/",
 	})
@@ -589,7 +608,7 @@ func (s *Server) handleRevokeKey(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err == nil && k == nil {
-		s.renderKeys(w, r, http.StatusNotFound, "That key does not exist or was already revoked.", nil)
+		s.renderKeys(w, r, http.StatusNotFound, msg("That key does not exist or was already revoked."), nil)
 		return
 	}
 	if err == nil {
@@ -600,10 +619,10 @@ func (s *Server) handleRevokeKey(w http.ResponseWriter, r *http.Request) {
 		s.unavailable(w, r)
 		return
 	}
-	s.done(w, r, "/manage/keys/", "Revoked the API key "+strconv.Quote(k.Name)+": it no longer works.",
+	s.done(w, r, "/manage/keys/", msg("Revoked the API key %q: it no longer works.", k.Name),
 		"revoked API key", "id", k.ID, "key", k.Name)
 }
 
 // deactivatedLogin is what a deactivated account sees when it signs in
 // with the right password.
-const deactivatedLogin = "This account is deactivated. Ask an administrator to reactivate it."
+var deactivatedLogin = msg("This account is deactivated. Ask an administrator to reactivate it.")
