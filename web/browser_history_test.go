@@ -301,7 +301,11 @@ func TestBrowserReloadWithStoredPending(t *testing.T) {
 	say(t, ctx, "stored, never acked")
 	waitFor(t, "message stored", func() bool { return slices.Contains(storedTexts(t, srv.URL, "lobby"), "stored, never acked") })
 	post(t, srv.URL, "lobby", "after 1", "after 2", "after 3")
-	waitJS(t, ctx, isPending("stored, never acked")) // still pending: its ack is held back
+	// Its ack is held back, so it is pending – unless the page has meanwhile
+	// found it stored through the history API (a short log loads older
+	// messages over plain HTTP, which the proxy does not hold), which is
+	// right too. Either way it is in the log once.
+	waitJS(t, ctx, isPending("stored, never acked")+` || `+hasMessage("stored, never acked"))
 	run(t, ctx, chromedp.Navigate(px.URL+"/chat/lobby/"))
 	waitJS(t, ctx, pageConnected+` && `+hasMessage("stored, never acked")+` && `+hasMessage("after 3")+` && `+outboxEmpty)
 	want := []string{"stored, never acked", "after 1", "after 2", "after 3"}
