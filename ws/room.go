@@ -95,14 +95,17 @@ func (w *window) covers(from, next int64) bool {
 	return from >= next || (w.n > 0 && from >= w.first)
 }
 
-// each calls f for the frames with seq >= from, oldest first.
-func (w *window) each(from int64, f func(seq int64, frame []byte)) {
+// each calls f for the frames with seq >= from, oldest first, and returns
+// how many it passed.
+func (w *window) each(from int64, f func(seq int64, frame []byte)) (n uint64) {
 	for i := 0; i < w.n; i++ {
 		seq := w.first + int64(i)
 		if seq >= from {
 			f(seq, w.frames[(w.start+i)%len(w.frames)])
+			n++
 		}
 	}
+	return n
 }
 
 // sequence delivers a stored message's frame in seq order; see above.
@@ -237,6 +240,7 @@ func (h *Hub) fillFrom(r *room, from int64) bool {
 			r.next = m.Seq
 		}
 		h.deliverLocked(r, m.Seq, h.chatFrame(m), 0, 0, 0)
+		h.count.recovered.Add(1)
 	}
 	if len(msgs) == 0 && len(r.held) > 0 {
 		// The store has nothing after from, yet later seqs were published:
@@ -336,9 +340,9 @@ func (h *Hub) admit(r *room, c *Conn) (member, gone bool) {
 		c.cursor = from - 1
 		return false, false
 	}
-	r.win.each(from, func(seq int64, f []byte) {
+	h.count.historyMemory.Add(r.win.each(from, func(seq int64, f []byte) {
 		c.enqueue(f)
-	})
+	}))
 	c.sent = max(c.sent, r.next-1)
 	r.addLocked(c)
 	return true, false
@@ -361,7 +365,7 @@ func (h *Hub) catchUp(r *room, c *Conn) {
 	for {
 		r.mu.Lock()
 		if r.win.covers(cursor+1, r.next) {
-			r.win.each(cursor+1, func(seq int64, f []byte) { c.enqueue(f) })
+			h.count.historyMemory.Add(r.win.each(cursor+1, func(seq int64, f []byte) { c.enqueue(f) }))
 			c.sent = max(c.sent, r.next-1)
 			r.pending--
 			r.addLocked(c)
@@ -400,6 +404,7 @@ func (h *Hub) catchUp(r *room, c *Conn) {
 			c.enqueue(h.chatFrame(m))
 			cursor = m.Seq
 		}
+		h.count.historyStore.Add(uint64(len(msgs)))
 		c.sent = cursor // read only by this goroutine until c is a member
 	}
 }
