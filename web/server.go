@@ -134,6 +134,7 @@ type Server struct {
 	signupSlots chan struct{}
 	pages       map[string]*template.Template
 	mux         *http.ServeMux
+	logins      loginCounts // for /metrics (metrics.go)
 }
 
 // NewServer returns chatd's HTTP handler.
