@@ -46,7 +46,8 @@ type config struct {
 	HistoryMaxAge     time.Duration
 	HistoryMaxPerRoom int
 	HistoryPrune      time.Duration
-	limitsConfig // connection caps, budgets, timeouts, throttles (limits.go)
+	limitsConfig      // connection caps, budgets, timeouts, throttles (limits.go)
+	adminConfig       // ADMIN_ADDR, METRICS (metrics.go)
 
 	hosts *web.Hosts // parsed AllowedHosts, defaulted for development
 }
@@ -147,6 +148,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	e.Duration(&c.LoginWindow, "login-window", "LOGIN_FAILURE_WINDOW", 5*time.Minute, "how long failed logins count, from the first one")
 	e.Bool(&c.TrustProxy, "trust-proxy", "TRUST_PROXY", false, "take the client IP from the last X-Forwarded-For entry (set it behind a reverse proxy such as Caddy)")
 	e.bindLimits(&c.limitsConfig)
+	e.bindAdmin(&c.adminConfig)
 	kind, redisURL, layerErr := layerConfigFromEnv(getenv)
 	if layerErr != nil {
 		e.errs = append(e.errs, layerErr.Error())
@@ -215,6 +217,9 @@ func (c *config) validate() error {
 		return fmt.Errorf("LOGIN_FAILURE_WINDOW must be at least 1s")
 	}
 	if err := c.limitsConfig.validate(); err != nil {
+		return err
+	}
+	if err := c.adminConfig.validate(); err != nil {
 		return err
 	}
 	switch c.ChannelLayer {

@@ -101,6 +101,8 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	log := cfg.logger(stderr)
 	raiseFileLimit(log)
 	now := clockFrom(ctx) // time.Now, or a test's clock
+	// mx is nil with METRICS=off: then nothing below is instrumented.
+	mx := newMetrics(&cfg.adminConfig, log)
 
 	hub := ws.NewHub(ws.Config{
 		ReadLimit:      cfg.ReadLimit,
@@ -126,6 +128,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
+	st = mx.Store(st)
 	node, err := core.New(core.Config{Store: st, HistoryOff: cfg.History == "off", Publisher: hub, Logger: log})
 	if err != nil {
 		return err
@@ -136,7 +139,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer layer.Close()
-	if err := hub.Start(ctx, layer); err != nil {
+	if err := hub.Start(ctx, mx.Layer(layer)); err != nil {
 		return err
 	}
 	recheck := cfg.AccessRecheck
@@ -177,6 +180,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}()
 	defer func() { stopBg(); <-bgDone }()
 
+	admin, err := startAdmin(&cfg.adminConfig, mx, newCollector(hub, node, srv), log)
+	if err != nil {
+		return err
+	}
+	defer admin.stop()
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
@@ -191,6 +199,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	log.Info("chatd starting", "version", version, "addr", ln.Addr().String(), "environment", cfg.Environment,
 		"layer", cfg.ChannelLayer, "store", storeName(cfg.DatabaseURL, cfg.DataDir), "history", cfg.History)
 	fmt.Fprintf(stdout, "chatd listening on http://%s/chat/\n", ln.Addr())
+	admin.announce(stdout)
 
 	errc := make(chan error, 1)
 	go func() { errc <- httpSrv.Serve(ln) }()
