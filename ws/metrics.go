@@ -43,21 +43,22 @@ func roomKind(group string) uint8 {
 	return kindPublic
 }
 
-// refusalCodes are the error-frame codes a refused frame is counted under.
+// refusalCodes are the error-frame codes a refused frame is counted under;
+// a code not listed here is counted as "other".
 var refusalCodes = [...]string{
 	CodeInvalidJSON, CodeNotObject, CodeInvalidMessage, CodeEmptyMessage, CodeMessageTooLong,
-	CodeInvalidID, CodeUnknownField, CodeUnknownType, CodeRateLimited, CodeUnavailable,
+	CodeInvalidID, CodeUnknownField, CodeUnknownType, CodeRateLimited, CodeUnavailable, "other",
 }
 
 const numRefusals = len(refusalCodes)
 
 func refusalIndex(code string) int {
-	for i, c := range refusalCodes {
+	for i, c := range refusalCodes[:numRefusals-1] {
 		if c == code {
 			return i
 		}
 	}
-	return -1
+	return numRefusals - 1
 }
 
 // Message budgets a frame can be refused by (limits.go).
@@ -138,9 +139,7 @@ type counters struct {
 
 // refuse counts a frame refused with an error frame of code.
 func (k *counters) refuse(code string) {
-	if i := refusalIndex(code); i >= 0 {
-		k.refused[i].Add(1)
-	}
+	k.refused[refusalIndex(code)].Add(1)
 }
 
 // limited counts a frame refused by budget b.
