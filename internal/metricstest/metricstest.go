@@ -80,10 +80,14 @@ type Cond struct {
 }
 
 // Eq is the condition: exactly want.
-func Eq(want float64) Cond { return Cond{fmt.Sprint("= ", want), func(v float64) bool { return v == want }} }
+func Eq(want float64) Cond {
+	return Cond{fmt.Sprint("= ", want), func(v float64) bool { return v == want }}
+}
 
 // AtLeast is the condition: want or more.
-func AtLeast(want float64) Cond { return Cond{fmt.Sprint(">= ", want), func(v float64) bool { return v >= want }} }
+func AtLeast(want float64) Cond {
+	return Cond{fmt.Sprint(">= ", want), func(v float64) bool { return v >= want }}
+}
 
 // Wait scrapes url until series meets cond and returns its value; after
 // Timeout it fails the test with the last value seen.
