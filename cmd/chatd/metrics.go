@@ -55,7 +55,7 @@ func (e *envFlags) bindAdmin(c *adminConfig) {
 	if v := e.env("ADMIN_ADDR", ""); v != "" {
 		_ = c.AdminAddr.Set(v)
 	}
-	e.fs.Var(&c.AdminAddr, "admin-addr", "address of the admin listener that serves /metrics and /debug/pprof/, never reachable on ADDR; keep it loopback or private; off (or empty) for none (ADMIN_ADDR)")
+	e.fs.Var(&c.AdminAddr, "admin-addr", "`address` (host:port) of the admin listener that serves /metrics and /debug/pprof/, never reachable on ADDR; keep it loopback or private; off (or empty) for none (ADMIN_ADDR)")
 	e.String(&c.Metrics, "metrics", "METRICS", "on", "on: serve Prometheus metrics at ADMIN_ADDR/metrics; off: no metrics (pprof stays)")
 }
 
