@@ -378,11 +378,12 @@ type Stats struct {
 	Stored     uint64 `json:"stored"`
 	Duplicates uint64 `json:"duplicates"`
 	Commits    uint64 `json:"commits"`
+	Queued     int    `json:"queued"` // messages waiting for a commit now
 }
 
 // Stats returns the node's counters.
 func (n *Node) Stats() Stats {
-	return Stats{Stored: n.stored.Load(), Duplicates: n.duplicates.Load(), Commits: n.commits.Load()}
+	return Stats{Stored: n.stored.Load(), Duplicates: n.duplicates.Load(), Commits: n.commits.Load(), Queued: len(n.queue)}
 }
 
 // Close stops accepting messages, lets the committer store and publish

@@ -195,6 +195,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	ip := s.clientIP(r)
 	if wait, blocked := s.throttle.Blocked(ip, username); blocked {
+		s.logins.throttled.Add(1)
 		s.tooManyAttempts(w, r, wait, data)
 		return
 	}
@@ -217,6 +218,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if !ok {
 		s.throttle.Fail(ip, username)
+		s.logins.failed.Add(1)
 		s.log.Info("web: login failed", "username", username, "peer", r.RemoteAddr)
 		data["Error"] = msg("Wrong username or password. Both are checked together; the password is case-sensitive.")
 		s.render(w, r, http.StatusBadRequest, "login.html", data)
@@ -241,6 +243,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("web: login", "user", u.Username, "peer", r.RemoteAddr)
+	s.logins.ok.Add(1)
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 

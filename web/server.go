@@ -195,6 +195,7 @@ type Server struct {
 	tr        *translations // the message catalog (i18n.go)
 
 	guestName func(token []byte, attempt int) string // guestName; tests replace it
+	logins    loginCounts                            // for /metrics (metrics.go)
 }
 
 // NewServer returns chatd's HTTP handler.

@@ -56,6 +56,7 @@ type Conn struct {
 	hub     *Hub
 	id      uint64
 	group   string
+	kind    uint8 // the room's kind, for the counters (metrics.go)
 	room    *room // set on join
 	roomTag string
 	user    *chat.User
@@ -203,6 +204,7 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, opts JoinOptions) {
 		hub:      h,
 		id:       h.nextID.Add(1),
 		group:    opts.Group,
+		kind:     roomKind(opts.Group),
 		roomTag:  opts.Room,
 		user:     opts.User,
 		session:  opts.Session,
@@ -306,6 +308,7 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, opts JoinOptions) {
 	c.framing = true
 	c.wmu.Unlock()
 	h.log.Info("WebSocket CONNECT", "path", c.path, "peer", c.peer, "user", c.user.Username, "protocol", sock.SubProtocol())
+	h.count.opened[c.kind].Add(1)
 
 	// Release the writer; a v1 client's hello (and the room's presence
 	// list) goes before anything queued.
@@ -494,6 +497,9 @@ func (c *Conn) writeLoop() {
 		n, err := c.writeBatch(batch, bufp)
 		clear(batch)
 
+		if err == nil {
+			c.hub.count.bytesOut.add(c.id, uint64(n))
+		}
 		c.mu.Lock()
 		c.spare = batch[:0]
 		c.queued -= n
@@ -594,12 +600,14 @@ func (e eventHandler) OnMessage(sock *gws.Conn, m *gws.Message) {
 		c.Close(CloseUnsupportedData, "binary frames are not supported; send JSON text")
 		return
 	}
+	c.hub.count.received.add(c.id, 1)
 	if !c.admitFrame() { // charged before parsing, valid or not (limits.go)
 		return
 	}
 	text, id, typing, ferr := parseInbound(m.Bytes())
 	if ferr != nil {
 		c.enqueue(newErrorFrame(ferr.Code, ferr.Detail, id))
+		c.hub.count.refuse(ferr.Code)
 		c.strike(c.hub.limits.now())
 		return
 	}
@@ -617,6 +625,9 @@ func (e eventHandler) OnMessage(sock *gws.Conn, m *gws.Message) {
 		c.enqueue(newErrorFrame(CodeUnavailable, "the server is shutting down; the message was not sent, send it again after reconnecting", id))
 	} else if err != nil {
 		c.enqueue(newErrorFrame(CodeUnavailable, "the server is busy; the message was not sent, try again", id))
+	}
+	if err != nil {
+		c.hub.count.refuse(CodeUnavailable)
 	}
 }
 
@@ -640,10 +651,12 @@ func (c *Conn) report(res core.Result, id string) {
 			detail = "the message could not be delivered (channel layer unavailable); try again"
 		}
 		c.enqueue(newErrorFrame(CodeUnavailable, detail, id))
+		c.hub.count.refuse(CodeUnavailable)
 	case res.PublishErr != nil && !c.hub.history():
 		// Nothing keeps the message: tell the sender, as before.
 		c.hub.log.Debug("ws: publish failed", "group", c.group, "err", res.PublishErr)
 		c.enqueue(newErrorFrame(CodeUnavailable, "the message could not be delivered (channel layer unavailable); try again", id))
+		c.hub.count.refuse(CodeUnavailable)
 	case c.v1 && id != "":
 		// Stored (and, if the layer is down, delivered locally now and to
 		// other processes from the store when it returns).
@@ -689,6 +702,7 @@ func (e eventHandler) OnClose(sock *gws.Conn, err error) {
 	if code == 0 {
 		code = 1006 // no close frame either way: the connection just ended
 	}
+	c.hub.count.disconnected(c.kind, code, by == "server")
 	c.hub.log.Info("WebSocket DISCONNECT", "path", c.path, "peer", c.peer, "code", code, "by", by,
 		"duration", time.Since(c.start).Round(time.Millisecond))
 }

@@ -216,6 +216,7 @@ type Hub struct {
 	// Counters for /metrics and tests.
 	delivered atomic.Uint64 // frames queued to clients
 	slow      atomic.Uint64 // connections closed as slow consumers
+	count     counters      // the rest of them (metrics.go)
 }
 
 // NewHub returns a hub with cfg. Call Start before serving connections.

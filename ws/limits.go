@@ -212,6 +212,7 @@ func (h *Hub) admitConn(w http.ResponseWriter, r *http.Request, c *Conn, opts *J
 // burst.
 func (h *Hub) refuse(w http.ResponseWriter, r *http.Request, f *connRefusal) {
 	h.limits.log.refused(f, h.limits.now())
+	h.count.connRefused[capIndex(f.limit)].Add(1)
 	h.log.Debug("WebSocket REJECT", "path", r.URL.Path, "peer", r.RemoteAddr, "status", f.status, "limit", f.limit)
 	w.Header().Set("Connection", "close")
 	w.Header().Set("Retry-After", "10")
@@ -236,20 +237,23 @@ func (c *Conn) admitFrame() bool {
 	l := c.hub.limits
 	now := l.now()
 	var refusal []byte
+	var by int // the budget, for the counters
 	switch {
 	case !c.allow(now):
-		refusal = connLimitedFrame
+		refusal, by = connLimitedFrame, budgetConn
 	case c.lim.userKey != "" && !l.users.Allow(c.lim.userKey, now):
-		refusal = userLimitedFrame
+		refusal, by = userLimitedFrame, budgetUser
 	case !l.addrs.Allow(c.lim.addr, now):
-		refusal = addrLimitedFrame
+		refusal, by = addrLimitedFrame, budgetAddr
 	case !l.rooms.Allow(c.group, now):
 		c.enqueue(roomLimitedFrame)
+		c.hub.count.limited(budgetRoom)
 		return false
 	default:
 		return true
 	}
 	c.enqueue(refusal)
+	c.hub.count.limited(by)
 	c.strike(now)
 	return false
 }

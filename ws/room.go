@@ -141,14 +141,17 @@ func (w *window) bytesFrom(from int64) int {
 	return n
 }
 
-// each calls f for the frames with seq >= from, oldest first.
-func (w *window) each(from int64, f func(seq int64, frame []byte)) {
+// each calls f for the frames with seq >= from, oldest first, and returns
+// how many it passed.
+func (w *window) each(from int64, f func(seq int64, frame []byte)) (n uint64) {
 	for i := 0; i < w.n; i++ {
 		seq := w.first + int64(i)
 		if seq >= from {
 			f(seq, w.frames[(w.start+i)%len(w.frames)])
+			n++
 		}
 	}
+	return n
 }
 
 // sequence delivers a stored message's frame in seq order; see above.
@@ -266,6 +269,7 @@ func (h *Hub) fillFrom(r *room, from int64) bool {
 			r.next = m.Seq
 		}
 		h.deliverLocked(r, m.Seq, h.chatFrame(m), 0, 0, 0)
+		h.count.recovered.Add(1)
 	}
 	if len(msgs) == 0 && len(r.held) > 0 {
 		// The store has nothing after from, yet later seqs were published:
@@ -394,9 +398,9 @@ func (h *Hub) admit(r *room, c *Conn) (member, gone bool) {
 		c.cursor = from - 1
 		return false, false
 	}
-	r.win.each(from, func(seq int64, f []byte) {
+	h.count.historyMemory.Add(r.win.each(from, func(seq int64, f []byte) {
 		c.enqueue(f)
-	})
+	}))
 	c.sent = max(c.sent, r.next-1)
 	r.addLocked(c)
 	return true, false
@@ -433,7 +437,7 @@ func (h *Hub) catchUp(r *room, c *Conn) {
 				}
 				return
 			}
-			r.win.each(cursor+1, func(seq int64, f []byte) { c.enqueue(f) })
+			h.count.historyMemory.Add(r.win.each(cursor+1, func(seq int64, f []byte) { c.enqueue(f) }))
 			c.sent = max(cursor, r.next-1)
 			r.addLocked(c)
 			r.mu.Unlock()
@@ -463,6 +467,7 @@ func (h *Hub) catchUp(r *room, c *Conn) {
 			c.enqueue(mustFrame(historyFrame{Type: "history_truncated", After: cursor, First: first}))
 			cursor = first - 1
 		}
+		h.count.historyStore.Add(uint64(len(msgs)))
 		for _, m := range msgs {
 			if !c.waitDrained() {
 				h.dropPending(r)

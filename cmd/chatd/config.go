@@ -67,6 +67,7 @@ type config struct {
 	limitsConfig                     // connection caps, budgets, timeouts, throttles (limits.go)
 	djangoConfig                     // beside a Django site: its channel layer (django.go)
 	django       djangoSessionConfig // beside a Django site: its logins (django.go)
+	adminConfig                      // ADMIN_ADDR, METRICS (metrics.go)
 
 	hosts *web.Hosts // parsed AllowedHosts, defaulted for development
 }
@@ -181,6 +182,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	e.bindDjango(&c.djangoConfig)
 	e.bindDjangoSessions(&c.django)
 	e.layerFlags(&c.Layer, prefixFromDatabase)
+	e.bindAdmin(&c.adminConfig)
 	fs.Usage = func() { usage(fs, stderr) }
 	if err := e.parse(args, 0); err != nil {
 		return nil, err
@@ -363,6 +365,9 @@ func (c *config) validate() error {
 		return fmt.Errorf("API_RATE_BURST must be at least 1")
 	}
 	if err := c.limitsConfig.validate(); err != nil {
+		return err
+	}
+	if err := c.adminConfig.validate(); err != nil {
 		return err
 	}
 	if err := c.django.validate(); err != nil {

@@ -147,6 +147,8 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	log := cfg.logger(stderr)
 	raiseFileLimit(log)
 	now := clockFrom(ctx) // time.Now, or a test's clock
+	// mx is nil with METRICS=off: then nothing below is instrumented.
+	mx := newMetrics(&cfg.adminConfig, log)
 
 	hub := ws.NewHub(ws.Config{
 		ReadLimit:      cfg.ReadLimit,
@@ -188,6 +190,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
+	st = mx.Store(st)
 	var publisher core.Publisher = hub
 	var djpub *djangoPublisher
 	if cfg.Layer.Kind == layerChannelsRedis {
@@ -228,7 +231,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	if djpub != nil {
 		defer djpub.close() // sends what is queued, before the layer closes
 	}
-	if err := hub.Start(ctx, layer); err != nil {
+	if err := hub.Start(ctx, mx.Layer(layer)); err != nil {
 		return err
 	}
 	recheck := cfg.AccessRecheck
@@ -293,6 +296,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}()
 	defer func() { stopBg(); <-bgDone }()
 
+	admin, err := startAdmin(&cfg.adminConfig, mx, newCollector(hub, node, srv), log)
+	if err != nil {
+		return err
+	}
+	defer admin.stop()
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
@@ -311,6 +319,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}
 	log.Info("chatd starting", attrs...)
 	fmt.Fprintf(stdout, "chatd listening on http://%s/chat/\n", ln.Addr())
+	admin.announce(stdout)
 
 	errc := make(chan error, 1)
 	go func() { errc <- httpSrv.Serve(ln) }()
