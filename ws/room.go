@@ -506,10 +506,11 @@ func (c *Conn) waitDrained() bool {
 	}
 }
 
+// addLocked makes c a member of r; admit has set c.room already, before
+// c's reader started (leave reads c.room without r's lock).
 func (r *room) addLocked(c *Conn) {
 	c.idx = len(r.members)
 	r.members = append(r.members, c)
-	c.room = r
 }
 
 // join makes c a member of its room, subscribing this process to the
