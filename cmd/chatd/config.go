@@ -47,6 +47,8 @@ type config struct {
 	HistoryMaxPerRoom int
 	HistoryPrune      time.Duration
 
+	DebugAddr string // loopback address for /debug/vars and /debug/pprof/; empty: none
+
 	hosts *web.Hosts // parsed AllowedHosts, defaulted for development
 }
 
@@ -133,6 +135,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	e.String(&c.LogFormat, "log-format", "LOG_FORMAT", "text", "text or json")
 	e.String(&c.DataDir, "data-dir", "DATA_DIR", "data", "directory of the SQLite database (when DATABASE_URL is empty)")
 	e.String(&c.DatabaseURL, "database-url", "DATABASE_URL", "", "postgres://... to use PostgreSQL instead of SQLite")
+	e.String(&c.DebugAddr, "debug-addr", "DEBUG_ADDR", "", "loopback address (e.g. 127.0.0.1:6060) serving /debug/vars (store calls by method, message and hub counters) and /debug/pprof/ for benchmarks and profiles; empty: off")
 	e.Duration(&c.SessionTTL, "session-ttl", "SESSION_TTL", 14*24*time.Hour, "how long a login lasts before the user must sign in again")
 	e.Bool(&c.AllowSignup, "allow-signup", "ALLOW_SIGNUP", true, "let visitors create accounts at /accounts/signup/")
 	e.Bool(&c.AllowAnonymous, "allow-anonymous", "ALLOW_ANONYMOUS", true, "let visitors who are not signed in chat in public rooms as guests")
@@ -223,6 +226,11 @@ func (c *config) validate() error {
 		}
 	default:
 		return fmt.Errorf("CHANNEL_LAYER must be memory or redis, not %q", c.ChannelLayer)
+	}
+	if c.DebugAddr != "" {
+		if err := checkDebugAddr(c.DebugAddr); err != nil {
+			return err
+		}
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(c.LogLevel)); err != nil {

@@ -116,6 +116,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
+	var counted *countingStore
+	if cfg.DebugAddr != "" {
+		counted = newCountingStore(st)
+		st = counted
+	}
 	node, err := core.New(core.Config{Store: st, HistoryOff: cfg.History == "off", Publisher: hub, Logger: log})
 	if err != nil {
 		return err
@@ -174,6 +179,15 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		"layer", cfg.ChannelLayer, "store", storeName(cfg.DatabaseURL, cfg.DataDir), "history", cfg.History)
 	fmt.Fprintf(stdout, "chatd listening on http://%s/chat/\n", ln.Addr())
 
+	if counted != nil {
+		dln, err := net.Listen("tcp", cfg.DebugAddr)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("listen on DEBUG_ADDR %s: %w", cfg.DebugAddr, err)
+		}
+		log.Info("debug endpoints", "url", "http://"+dln.Addr().String()+"/debug/vars")
+		go serveDebug(bgCtx, dln, debugHandler(counted, node, hub), log)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- httpSrv.Serve(ln) }()
 	select {
