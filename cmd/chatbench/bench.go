@@ -477,7 +477,7 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Result, error) {
 		pid, sendersDone := storm(ctx, cfg, clients, loops, urlFor, logw, res)
 		sendersDone()
 		if pid > 0 {
-			cfg.PID = pid // memory is read from the new process
+			cfg.PID, res.ServerPID = pid, pid // memory is read from the new process
 		}
 		echo = drain(ctx, cfg, clients)
 	}

@@ -16,16 +16,21 @@ import (
 	"github.com/chatd/chat/internal/testserver"
 )
 
-// TestAckWindow sends with ids, one unacknowledged message at a time per
-// sender, as fast as the acks come: every message must be acked once, and
-// the room's seqs must have no gap or repeat.
+// TestAckWindow sends with ids, one (or 8) unacknowledged messages at a
+// time per sender, as fast as the acks come: every message must be acked
+// once, and the room's seqs must have no gap or repeat. With HISTORY=off
+// chatd acks too (without a seq): relayed, not stored.
 func TestAckWindow(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a server")
 	}
-	for _, window := range []int{1, 8} {
-		t.Run(strconv.Itoa(window), func(t *testing.T) {
-			cfg := smallConfig(startChatd(t))
+	for _, tc := range []struct {
+		window  int
+		history string
+	}{{1, "on"}, {8, "on"}, {1, "off"}} {
+		window := tc.window
+		t.Run(strconv.Itoa(window)+"-history-"+tc.history, func(t *testing.T) {
+			cfg := smallConfig(startChatd(t, "-history", tc.history))
 			cfg.Ack, cfg.Window, cfg.Rate = true, window, 0
 			res := runBench(t, cfg)
 			checkExpected(t, res)
@@ -38,7 +43,11 @@ func TestAckWindow(t *testing.T) {
 			if res.AckN == 0 || res.AckedPerS <= 0 || res.AckP99 <= 0 || res.AckP99 > res.AckMax {
 				t.Fatalf("ack latency p99 %v max %v from %d samples, %v/s", res.AckP99, res.AckMax, res.AckN, res.AckedPerS)
 			}
-			if res.SeqFrames != res.Received || res.SeqGaps != 0 || res.SeqDups != 0 {
+			wantSeqs := res.Received
+			if tc.history == "off" {
+				wantSeqs = 0 // acks and frames without seqs: relayed, not stored
+			}
+			if res.SeqFrames != wantSeqs || res.SeqGaps != 0 || res.SeqDups != 0 {
 				t.Fatalf("room seqs: %d frames for %d deliveries, gaps %d, dups %d", res.SeqFrames, res.Received, res.SeqGaps, res.SeqDups)
 			}
 		})

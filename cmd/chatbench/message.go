@@ -64,7 +64,7 @@ type ackFields struct {
 	sender int
 	seq    uint64 // the sender's sequence number, from the id
 	ns     int64  // send time, from the id
-	room   int64  // the room's seq the message was stored as
+	room   int64  // the room's seq the message was stored as; 0: not stored
 }
 
 var (
@@ -73,7 +73,8 @@ var (
 	seqKey    = []byte(`"seq":`)
 )
 
-// parseAck parses chatd's {"type":"ack","id":"<run>.<sender>.<seq>.<ns>","seq":N}.
+// parseAck parses chatd's {"type":"ack","id":"<run>.<sender>.<seq>.<ns>","seq":N}
+// ("seq" is absent with HISTORY=off, where room is then 0).
 // ok is false for anything else (an ack of an id chatbench did not make).
 func parseAck(frame []byte) (a ackFields, ok bool) {
 	if !bytes.HasPrefix(frame, ackPrefix) {
@@ -84,8 +85,8 @@ func parseAck(frame []byte) (a ackFields, ok bool) {
 		return a, false
 	}
 	a.run, a.sender, a.seq, a.ns = id.run, id.sender, id.seq, id.ns
-	a.room, ok = parseSeq(frame)
-	return a, ok
+	a.room, _ = parseSeq(frame) // none with HISTORY=off: relayed, not stored
+	return a, true
 }
 
 // parseID parses the "id" field of a frame as chatbench's id.

@@ -121,7 +121,10 @@ func storm(ctx context.Context, cfg Config, clients []*client, loops []*epollLoo
 			c.conn.Cut()
 			<-c.done
 		}
-		c.after = c.lastSeq // resume after the last seq it has
+		c.after = -1
+		if c.lastSeq > 0 {
+			c.after = c.lastSeq // resume after the last seq it has
+		} // else no seqs (HISTORY=off): a plain reconnect, nothing to resume
 		c.conn = nil
 		c.up.Store(false)
 		c.done = make(chan struct{})

@@ -153,7 +153,10 @@ func TestAppendMessageID(t *testing.T) {
 	if !ok || string(a.run) != "ab12" || a.sender != 7 || a.seq != 42 || a.ns != 1700000000123456789 || a.room != 17 {
 		t.Fatalf("parseAck = %+v, %v", a, ok)
 	}
-	for _, bad := range []string{`{"type":"ack","id":"ab12.7.42","seq":17}`, `{"type":"ack","id":"hello","seq":1}`, `{"type":"ack","id":"a.1.2.3"}`, `{"type":"hello"}`} {
+	if a, ok := parseAck([]byte(`{"type":"ack","id":"ab12.7.43.1700000000123456789"}`)); !ok || a.seq != 43 || a.room != 0 {
+		t.Fatalf("HISTORY=off ack: %+v, %v", a, ok)
+	}
+	for _, bad := range []string{`{"type":"ack","id":"ab12.7.42","seq":17}`, `{"type":"ack","id":"hello","seq":1}`, `{"type":"ack","id":"a.1.2"}`, `{"type":"hello"}`} {
 		if _, ok := parseAck([]byte(bad)); ok {
 			t.Errorf("parseAck(%s) accepted", bad)
 		}
