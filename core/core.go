@@ -14,8 +14,10 @@
 //
 // Group commit: Submit queues the message for a committer goroutine, which
 // takes everything queued (up to Config.MaxBatch) and stores it with one
-// Store.AppendMessages call – one transaction – then publishes the batch in
-// seq order. Under load batches grow by themselves (no timer waits for a
+// Store.AppendMessages call – one transaction; a publisher goroutine then
+// publishes the batch in seq order and acknowledges it while the committer
+// already stores the next one (the commit, with its fsync, and the fan-out
+// overlap). Under load batches grow by themselves (no timer waits for a
 // batch to fill), so a busy room costs one commit per batch, not per
 // message, and an idle one answers at once.
 //
@@ -254,46 +256,62 @@ func (n *Node) Submit(ctx context.Context, p *Post) error {
 
 func (n *Node) now() time.Time { return n.cfg.Now().UTC().Truncate(time.Microsecond) }
 
+// batch is one group commit on its way from the committer to the
+// publisher: the posts, their messages and the commit's outcome.
+type batch struct {
+	posts []*Post
+	msgs  []*chat.Message
+	err   error // the commit failed; nothing was stored
+}
+
 // commitLoop is the committer goroutine: it stores whatever is queued in
-// one transaction, then publishes and reports each message in order.
+// one transaction and hands the batch to the publisher, which publishes
+// and reports each message in order while the next batch is being
+// stored. Two batches circulate between them, so a batch is published
+// while the next one commits, and a slow publisher holds up the committer
+// after one batch.
 func (n *Node) commitLoop() {
-	defer close(n.done)
-	posts := make([]*Post, 0, n.cfg.MaxBatch)
-	msgs := make([]*chat.Message, 0, n.cfg.MaxBatch)
+	pubq := make(chan *batch, 1)
+	free := make(chan *batch, 2)
+	for range 2 {
+		free <- &batch{posts: make([]*Post, 0, n.cfg.MaxBatch), msgs: make([]*chat.Message, 0, n.cfg.MaxBatch)}
+	}
+	go n.publishLoop(pubq, free)
+	defer close(pubq)
 	for {
 		p, ok := <-n.queue
 		if !ok {
 			return
 		}
-		posts = append(posts[:0], p)
+		b := <-free
+		b.posts = append(b.posts[:0], p)
 	fill:
-		for len(posts) < n.cfg.MaxBatch {
+		for len(b.posts) < n.cfg.MaxBatch {
 			select {
 			case p, ok := <-n.queue:
 				if !ok {
 					break fill
 				}
-				posts = append(posts, p)
+				b.posts = append(b.posts, p)
 			default:
 				break fill
 			}
 		}
-		msgs = msgs[:0]
+		b.msgs = b.msgs[:0]
 		now := n.now()
-		for _, p := range posts {
-			msgs = append(msgs, &chat.Message{Room: p.Room, UserID: p.UserID, User: p.User, Name: p.Name, ClientID: p.ClientID, Text: p.Text, Time: now})
+		for _, p := range b.posts {
+			b.msgs = append(b.msgs, &chat.Message{Room: p.Room, UserID: p.UserID, User: p.User, Name: p.Name, ClientID: p.ClientID, Text: p.Text, Time: now})
 		}
-		n.commit(posts, msgs)
-		clear(posts)
-		clear(msgs)
+		b.err = n.commit(b.msgs)
+		pubq <- b
 	}
 }
 
 // commitTimeout bounds one group commit.
 const commitTimeout = 10 * time.Second
 
-// commit stores one batch and publishes it.
-func (n *Node) commit(posts []*Post, msgs []*chat.Message) {
+// commit stores one batch and returns the error to report to its senders.
+func (n *Node) commit(msgs []*chat.Message) error {
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	err := n.store.AppendMessages(ctx, msgs)
 	cancel()
@@ -302,35 +320,50 @@ func (n *Node) commit(posts []*Post, msgs []*chat.Message) {
 			n.log.Error("core: cannot store messages; senders get error frames until the store answers again", "err", err)
 			go n.probe()
 		}
-		serr := err
 		if chat.ErrorCode(err) != chat.EINVALID {
-			serr = errors.Join(ErrStoreUnavailable, err)
+			return errors.Join(ErrStoreUnavailable, err)
 		}
-		for _, p := range posts {
-			if p.Done != nil {
-				p.Done(Result{Err: serr})
-			}
-		}
-		return
+		return err
 	}
 	if n.storeErr.Swap(nil) != nil {
 		n.log.Info("core: the store answers again; messages are stored")
 	}
 	n.commits.Add(1)
-	for i, m := range msgs {
-		var perr error
-		if m.Duplicate {
-			n.duplicates.Add(1)
-		} else {
-			n.stored.Add(1)
+	return nil
+}
+
+// publishLoop is the publisher goroutine: it publishes the committed
+// batches in commit order and reports every post's outcome (in order, for
+// failed batches too), then returns the batch to the committer. It closes
+// n.done when the committer has stopped and everything is published.
+func (n *Node) publishLoop(pubq <-chan *batch, free chan<- *batch) {
+	defer close(n.done)
+	for b := range pubq {
+		for i, m := range b.msgs {
+			p := b.posts[i]
+			if b.err != nil {
+				if p.Done != nil {
+					p.Done(Result{Err: b.err})
+				}
+				continue
+			}
+			if m.Duplicate {
+				n.duplicates.Add(1)
+			} else {
+				n.stored.Add(1)
+			}
+			// A duplicate is published again: its first publish may never have
+			// happened (a crash between commit and publish). Receivers drop a
+			// seq they have already delivered, so nobody sees it twice.
+			perr := n.pub.Publish(context.Background(), m, p.Origin)
+			if p.Done != nil {
+				p.Done(Result{Message: m, PublishErr: perr})
+			}
 		}
-		// A duplicate is published again: its first publish may never have
-		// happened (a crash between commit and publish). Receivers drop a
-		// seq they have already delivered, so nobody sees it twice.
-		perr = n.pub.Publish(context.Background(), m, posts[i].Origin)
-		if p := posts[i]; p.Done != nil {
-			p.Done(Result{Message: m, PublishErr: perr})
-		}
+		clear(b.posts)
+		clear(b.msgs)
+		b.err = nil
+		free <- b
 	}
 }
 

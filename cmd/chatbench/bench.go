@@ -44,6 +44,23 @@ type Config struct {
 	ReadBuffer     int           // read buffer bytes per connection (gws) or per read loop (epoll)
 	Client         string        // epoll (own client, reads via epoll) or gws
 	Readers        int           // epoll read loops
+
+	RoomNames []string // explicit room names (e.g. course ids for /ws/chat/room/%s/); overrides RoomPrefix and Rooms
+	Cookies   []string // Cookie header values, client i uses Cookies[i%len]; empty: none
+	V1        bool     // ask for the chatd.v1 subprotocol (hello, acks)
+	Ack       bool     // senders give each message an id and measure chatd's ack (implies V1)
+	Window    int      // most unacknowledged messages per sender (with Ack); 0: no limit
+
+	// Restart, if not nil, makes a reconnect storm after the drain: it
+	// restarts the server (returning its new PID, or 0 if unknown); every
+	// client then reconnects with ?after=<last seq it has>, senders first,
+	// and the senders send again for ResumeSend as soon as they are back,
+	// so clients that come back later must get those messages by resuming.
+	Restart    func(ctx context.Context) (pid int, err error)
+	ResumeSend time.Duration // sending time after the restart
+	// ReconnectTimeout bounds the storm: a client that cannot reconnect
+	// within it (retrying every 20-250 ms) counts as failed.
+	ReconnectTimeout time.Duration
 }
 
 // DefaultConfig returns the flag defaults.
@@ -67,6 +84,9 @@ func DefaultConfig() Config {
 		ReadBuffer:     16 << 10,
 		Client:         defaultClient(),
 		Readers:        max(1, runtime.GOMAXPROCS(0)/2),
+
+		ResumeSend:       2 * time.Second,
+		ReconnectTimeout: 30 * time.Second,
 	}
 }
 
@@ -114,6 +134,30 @@ type Result struct {
 	FirstError    string   `json:"first_error,omitempty"`
 	OfferedPerS   float64  `json:"offered_per_s"`
 	DeliveredPerS float64  `json:"delivered_per_s"`
+	Frames        uint64   `json:"frames"` // every frame received (history on join included)
+
+	// Room seqs (chatd with history on): every client must see each seq
+	// of its room once, in order, across reconnects.
+	SeqFrames uint64 `json:"seq_frames"`
+	SeqGaps   uint64 `json:"seq_gaps"` // seqs a client never got
+	SeqDups   uint64 `json:"seq_dups"` // seqs a client got again (or out of order)
+
+	// Acks (-ack).
+	Acked     uint64  `json:"acked,omitempty"`
+	Nacked    uint64  `json:"nacked,omitempty"`     // error frames naming a message's id
+	Unacked   uint64  `json:"unacked,omitempty"`    // neither acked nor refused when the drain ended
+	AckDups   uint64  `json:"ack_dups,omitempty"`   // an id acked twice
+	AckedPerS float64 `json:"acked_per_s"`          // acks of messages sent in the measured window, per second of it
+	AckP50    float64 `json:"ack_p50_ms,omitempty"` // send to ack
+	AckP90    float64 `json:"ack_p90_ms,omitempty"`
+	AckP99    float64 `json:"ack_p99_ms,omitempty"`
+	AckP999   float64 `json:"ack_p999_ms,omitempty"`
+	AckMax    float64 `json:"ack_max_ms,omitempty"`
+	AckN      uint64  `json:"ack_samples,omitempty"`
+
+	// Reconnect storm (-restart-cmd). Times are from the end of the
+	// restart command.
+	Storm *StormResult `json:"storm,omitempty"`
 
 	LatP50  float64 `json:"lat_p50_ms"`
 	LatP90  float64 `json:"lat_p90_ms"`
@@ -165,6 +209,26 @@ func checkTarget(base string, allowRemote bool) (*url.URL, error) {
 }
 
 func (cfg *Config) validate() error {
+	if len(cfg.RoomNames) > 0 {
+		cfg.Rooms = len(cfg.RoomNames)
+	}
+	if cfg.Ack || cfg.Restart != nil {
+		cfg.V1 = true
+	}
+	switch {
+	case cfg.Window < 0:
+		return errors.New("chatbench: -window must not be negative")
+	case cfg.Window > 0 && !cfg.Ack:
+		return errors.New("chatbench: -window needs -ack (the window counts unacknowledged messages)")
+	case !cfg.Idle && cfg.Senders > 0 && cfg.Rate <= 0 && cfg.Window == 0:
+		return errors.New("chatbench: -rate must be positive (or 0 with -ack -window N: as fast as the acks allow)")
+	case cfg.Rate < 0:
+		return errors.New("chatbench: -rate must not be negative")
+	case cfg.Restart != nil && cfg.Idle:
+		return errors.New("chatbench: -restart-cmd needs messages; it does not go with -idle")
+	case cfg.Restart != nil && (cfg.ResumeSend < 0 || cfg.ReconnectTimeout <= 0):
+		return errors.New("chatbench: -resume-send must not be negative and -reconnect-timeout must be positive")
+	}
 	switch {
 	case cfg.Rooms < 1:
 		return errors.New("chatbench: -rooms must be at least 1")
@@ -172,8 +236,6 @@ func (cfg *Config) validate() error {
 		return errors.New("chatbench: -clients must be at least -rooms")
 	case cfg.Senders < 0:
 		return errors.New("chatbench: -senders must not be negative")
-	case !cfg.Idle && cfg.Senders > 0 && cfg.Rate <= 0:
-		return errors.New("chatbench: -rate must be positive")
 	case cfg.Duration <= 0:
 		return errors.New("chatbench: -duration must be positive")
 	case cfg.Warmup < 0 || cfg.Settle < 0 || cfg.Timeout < 0 || cfg.Tick < 0 || cfg.ConnectRate < 0:
@@ -266,7 +328,15 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Result, error) {
 	}
 	urlFor := func(c *client) string {
 		b := bases[c.id%len(bases)]
-		return strings.TrimRight(b.String(), "/") + fmt.Sprintf(cfg.Path, prefix+fmt.Sprint(c.room))
+		name := prefix + fmt.Sprint(c.room)
+		if len(cfg.RoomNames) > 0 {
+			name = cfg.RoomNames[c.room]
+		}
+		u := strings.TrimRight(b.String(), "/") + fmt.Sprintf(cfg.Path, name)
+		if c.after >= 0 {
+			u += "?after=" + fmt.Sprint(c.after)
+		}
+		return u
 	}
 
 	res := &Result{
@@ -283,9 +353,12 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Result, error) {
 	win := &window{}
 	clients := make([]*client, cfg.Clients)
 	for i := range clients {
-		c := &client{id: i, room: i % cfg.Rooms, local: i / cfg.Rooms, run: runID, win: win, done: make(chan struct{})}
+		c := &client{id: i, room: i % cfg.Rooms, local: i / cfg.Rooms, run: runID, win: win, done: make(chan struct{}), after: -1}
 		if !cfg.Idle {
 			c.tracks = make([]track, cfg.Senders)
+		}
+		if cfg.Window > 0 && c.local < cfg.Senders {
+			c.slots = make(chan struct{}, cfg.Window)
 		}
 		clients[i] = c
 	}
@@ -396,6 +469,18 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Result, error) {
 		prog.setPhase("drain")
 		echo = drain(ctx, cfg, clients)
 	}
+	if cfg.Restart != nil && ctx.Err() == nil {
+		// No progress line from here on: the storm resets the clients'
+		// connection state, which the progress loop reads.
+		prog.stop()
+		fmt.Fprintf(logw, "chatbench: restarting the server (-restart-cmd); then %d clients resume\n", res.ConnsOK)
+		pid, sendersDone := storm(ctx, cfg, clients, loops, urlFor, logw, res)
+		sendersDone()
+		if pid > 0 {
+			cfg.PID, res.ServerPID = pid, pid // memory is read from the new process
+		}
+		echo = drain(ctx, cfg, clients)
+	}
 
 	// Dropped connections: ended before chatbench closed them.
 	reasons := map[string]bool{}
@@ -436,6 +521,10 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Result, error) {
 	res.BenchCPU = round2(cpuPercent(benchCPU, wall))
 	if !cfg.Idle {
 		collect(cfg, clients, echo, win, res)
+	} else {
+		for _, c := range clients {
+			res.Frames += c.frames
+		}
 	}
 	res.Warnings = warnings(cfg, res)
 	return res, ctx.Err()
@@ -454,6 +543,9 @@ func connectAll(ctx context.Context, cfg Config, clients []*client, urlFor func(
 	if cfg.Origin != "" {
 		header.Set("Origin", cfg.Origin)
 	}
+	if cfg.V1 {
+		header.Set("Sec-WebSocket-Protocol", "chatd.v1")
+	}
 	jobs := make(chan *client)
 	var wg sync.WaitGroup
 	for w := 0; w < min(cfg.ConnectWorkers, len(clients)); w++ {
@@ -463,7 +555,7 @@ func connectAll(ctx context.Context, cfg Config, clients []*client, urlFor func(
 			h := newHist()
 			for c := range jobs {
 				t0 := time.Now()
-				err := dial(ctx, cfg, c, urlFor(c), header, loops)
+				err := dial(ctx, cfg, c, urlFor(c), clientHeader(cfg, header, c), loops)
 				if err != nil {
 					mu.Lock()
 					failed++
@@ -507,6 +599,17 @@ func connectAll(ctx context.Context, cfg Config, clients []*client, urlFor func(
 		list = append(list, e)
 	}
 	return all, failed, list
+}
+
+// clientHeader returns the upgrade request's header for c: the common one,
+// with c's cookie if -cookies gave some (used round robin).
+func clientHeader(cfg Config, common http.Header, c *client) http.Header {
+	if len(cfg.Cookies) == 0 {
+		return common
+	}
+	h := common.Clone()
+	h.Set("Cookie", cfg.Cookies[c.id%len(cfg.Cookies)])
+	return h
 }
 
 // dial connects c with the configured client and starts reading.
@@ -594,25 +697,60 @@ func runSenders(ctx context.Context, cfg Config, clients []*client, win *window,
 // but no less than cfg.Tick, so a fast sender writes several messages per
 // tick instead of arming a timer per message.
 func pacerTick(cfg Config) time.Duration {
+	if cfg.Rate <= 0 {
+		return cfg.Tick
+	}
 	tick := time.Duration(float64(time.Second) / cfg.Rate)
 	return max(tick, cfg.Tick)
 }
 
-// sendLoop writes messages at cfg.Rate from start until end.
+// sendLoop writes messages at cfg.Rate from start until end; with a
+// window (-ack -window N) never more than N unacknowledged, and with rate 0
+// as fast as the acks allow. Sequence numbers go on from the messages
+// already sent, so a sender can send again after a reconnect.
 func (c *client) sendLoop(ctx context.Context, cfg Config, start, end time.Time) {
 	if !sleepCtx(ctx, time.Until(start)) {
 		return
 	}
-	buf := make([]byte, 0, cfg.Size+128)
+	buf := make([]byte, 0, cfg.Size+192)
+	stop := time.NewTimer(time.Until(end))
+	defer stop.Stop()
+	base := c.sent.Load()
+	seq := base
+	write := func() bool {
+		if !c.acquire(ctx, stop.C) {
+			return false
+		}
+		ns := time.Now().UnixNano()
+		if cfg.Ack {
+			buf = appendMessageID(buf[:0], c.run, c.room, c.local, seq, ns, cfg.Size)
+		} else {
+			buf = appendMessage(buf[:0], c.run, c.room, c.local, seq, ns, cfg.Size)
+		}
+		if err := c.conn.WriteText(buf); err != nil {
+			c.sendErrors.Add(1)
+			return false
+		}
+		seq++
+		c.sent.Add(1)
+		return true
+	}
+	if cfg.Rate <= 0 { // closed loop: the window is the only limit
+		for ctx.Err() == nil && time.Now().Before(end) {
+			if !write() {
+				return
+			}
+		}
+		return
+	}
 	tick := time.NewTicker(pacerTick(cfg))
 	defer tick.Stop()
-	var seq uint64
 	for {
 		now := time.Now()
 		if !now.Before(end) {
 			return
 		}
-		due := uint64(now.Sub(start).Seconds()*cfg.Rate) + 1
+		due := base + uint64(now.Sub(start).Seconds()*cfg.Rate) + 1
 		if due > seq+1 {
 			if behind := due - seq - 1; behind > c.backlog.Load() {
 				c.backlog.Store(behind)
@@ -622,13 +760,9 @@ func (c *client) sendLoop(ctx context.Context, cfg Config, start, end time.Time)
 			if n&63 == 63 && (ctx.Err() != nil || !time.Now().Before(end)) {
 				return
 			}
-			buf = appendMessage(buf[:0], c.run, c.room, c.local, seq, time.Now().UnixNano(), cfg.Size)
-			if err := c.conn.WriteText(buf); err != nil {
-				c.sendErrors.Add(1)
+			if !write() {
 				return
 			}
-			seq++
-			c.sent.Add(1)
 		}
 		select {
 		case <-ctx.Done():
@@ -696,11 +830,22 @@ func drain(ctx context.Context, cfg Config, clients []*client) bool {
 		if echo {
 			got += self
 		}
-		if got >= expected(clients, connected, echo) || !time.Now().Before(deadline) || ctx.Err() != nil || allDone(clients) {
+		if (got >= expected(clients, connected, echo) && (!cfg.Ack || allAnswered(clients))) || !time.Now().Before(deadline) || ctx.Err() != nil || allDone(clients) {
 			return echo
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// allAnswered reports whether every message written has been acked or
+// refused.
+func allAnswered(clients []*client) bool {
+	for _, c := range clients {
+		if c.acked.Load()+c.nacked.Load() < c.sent.Load() {
+			return false
+		}
+	}
+	return true
 }
 
 func allDone(clients []*client) bool {
@@ -749,8 +894,8 @@ func closeAll(clients []*client, loops []*epollLoop) {
 // collect merges the per-connection counts into res.
 func collect(cfg Config, clients []*client, echo bool, win *window, res *Result) {
 	connected := connectedPerRoom(clients, cfg.Rooms)
-	lat := newHist()
-	var inWindow uint64
+	lat, ackLat := newHist(), newHist()
+	var inWindow, ackInWindow uint64
 	for _, c := range clients {
 		res.Sent += c.sent.Load()
 		res.SendErrors += c.sendErrors.Load()
@@ -770,6 +915,37 @@ func collect(cfg Config, clients []*client, echo bool, win *window, res *Result)
 		}
 		inWindow += c.inWindow
 		lat.merge(c.lat)
+		res.Frames += c.frames
+		res.SeqFrames += c.seqFrames
+		if echo || c.local >= cfg.Senders {
+			// A server that does not echo skips each sender's own
+			// messages: seq gaps only for the connections that send.
+			res.SeqGaps += c.seqGaps
+		}
+		res.SeqDups += c.seqDups
+		if cfg.Ack {
+			res.Acked += c.acked.Load()
+			res.Nacked += c.nacked.Load()
+			res.AckDups += c.ackDup
+			if sent, answered := c.sent.Load(), c.acked.Load()+c.nacked.Load(); sent > answered {
+				res.Unacked += sent - answered
+			}
+			ackInWindow += c.ackInWindow
+			ackLat.merge(c.ackLat)
+		}
+	}
+	if cfg.Ack {
+		if window := time.Duration(win.to.Load() - win.from.Load()); window > 0 {
+			res.AckedPerS = round2(float64(ackInWindow) / window.Seconds())
+		}
+		res.AckN = ackLat.n
+		res.AckP50 = ms(ackLat.quantile(0.50))
+		res.AckP90 = ms(ackLat.quantile(0.90))
+		res.AckP99 = ms(ackLat.quantile(0.99))
+		res.AckP999 = ms(ackLat.quantile(0.999))
+		if ackLat.n > 0 {
+			res.AckMax = ms(int64(ackLat.max))
+		}
 	}
 	res.Echo = echo
 	res.Expected = expected(clients, connected, echo)
@@ -830,6 +1006,15 @@ func warnings(cfg Config, res *Result) []string {
 	}
 	if res.ConnsDropped > 0 {
 		w = append(w, fmt.Sprintf("%d connections were closed by the server during the run (their missed messages count as lost)", res.ConnsDropped))
+	}
+	if res.SeqGaps > 0 || res.SeqDups > 0 {
+		w = append(w, fmt.Sprintf("room seqs: %d never received, %d received again: the server skipped or repeated messages of a room", res.SeqGaps, res.SeqDups))
+	}
+	if cfg.Ack && (res.Unacked > 0 || res.Nacked > 0 || res.AckDups > 0) {
+		w = append(w, fmt.Sprintf("acks: %d messages were refused and %d never answered; %d acked twice", res.Nacked, res.Unacked, res.AckDups))
+	}
+	if s := res.Storm; s != nil && s.Failed > 0 {
+		w = append(w, fmt.Sprintf("%d clients could not reconnect after the restart", s.Failed))
 	}
 	if !cfg.Idle && res.Sent > 0 && res.Received == 0 {
 		w = append(w, "no message came back: check -path, -origin and the server's logs")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +50,16 @@ type client struct {
 	// Live counters.
 	recvOthers atomic.Uint64 // first deliveries of other senders' messages
 	recvSelf   atomic.Uint64 // first deliveries of this client's own messages (echo)
+	acked      atomic.Uint64 // first acks of this sender's messages (-ack)
+	nacked     atomic.Uint64 // error frames naming one of this sender's ids
+
+	// slots holds one token per unacknowledged message when -window limits
+	// them: the sender puts one in before it writes, an ack or a refusal
+	// takes one out. nil: no window.
+	slots chan struct{}
+	// after is the room seq to resume after (?after=) on the next dial;
+	// negative: a fresh join. Set between connections only.
+	after int64
 
 	// Read goroutine only.
 	frames    uint64
@@ -62,6 +73,21 @@ type client struct {
 	inWindow  uint64
 	tracks    []track // per sender of the room
 	lat       *hist   // allocated on first delivery, so idle clients stay small
+
+	// Room seqs (chatd with history on), read goroutine only: every chat
+	// message frame of the room, history or live, of any run, must carry
+	// the seq after the previous one; a client that resumes with
+	// ?after=lastSeq continues the same count.
+	lastSeq   int64  // highest seq seen; 0: none yet
+	seqFrames uint64 // frames with a seq
+	seqGaps   uint64 // seqs skipped (never received)
+	seqDups   uint64 // frames whose seq was not above the last one
+
+	// Acks (-ack), read goroutine only.
+	ackTrack    track // by the sender's sequence number
+	ackDup      uint64
+	ackLat      *hist // send to ack, for messages sent in the measured window
+	ackInWindow uint64
 }
 
 // track follows the messages of one sender as seen by one receiver.
@@ -100,6 +126,7 @@ type wsConn interface {
 	WriteText(p []byte) error // one text message; called by the sender goroutine only
 	CloseNormal()             // start the closing handshake (1000)
 	Abort()                   // close the socket now
+	Cut()                     // end the connection now; its read side sees the end and finishes the client
 }
 
 // gwsConn is a connection read and written by gws (-client gws).
@@ -108,6 +135,7 @@ type gwsConn struct{ *gws.Conn }
 func (g gwsConn) WriteText(p []byte) error { return g.WriteMessage(gws.OpcodeText, p) }
 func (g gwsConn) CloseNormal()             { _ = g.WriteClose(1000, nil) }
 func (g gwsConn) Abort()                   { _ = g.NetConn().Close() }
+func (g gwsConn) Cut()                     { _ = g.NetConn().Close() }
 
 // Abort closes the socket of a rawConn.
 func (rc *rawConn) Abort() { rc.closeFD() }
@@ -144,19 +172,33 @@ func (c *client) OnClose(_ *gws.Conn, err error) { c.setCloseErr(err) }
 // handle accounts for one received frame that arrived at now (Unix ns).
 func (c *client) handle(frame []byte, now int64) {
 	c.frames++
+	if bytes.HasPrefix(frame, ackPrefix) {
+		c.handleAck(frame, now)
+		return
+	}
 	m, ok := parseFrame(frame)
 	if !ok {
+		if s, ok := parseSeq(frame); ok { // a chat message that is not chatbench's
+			c.checkSeq(s)
+		}
 		c.other++
 		if bytes.Contains(frame, errorType) {
 			if c.errFrames == 0 {
 				c.firstErr = string(frame[:min(len(frame), 300)])
 			}
 			c.errFrames++
+			if id, ok := parseID(frame); ok && string(id.run) == c.run && id.sender == c.local {
+				c.nacked.Add(1) // refused: the window slot is free again
+				c.release()
+			}
 		}
 		return
 	}
+	if s, ok := parseSeq(m.rest); ok {
+		c.checkSeq(s)
+	}
 	if string(m.run) != c.run {
-		c.foreign++
+		c.foreign++ // history of earlier runs (history on join), other benchmarks
 		return
 	}
 	if m.room != c.room {
@@ -186,13 +228,81 @@ func (c *client) handle(frame []byte, now int64) {
 	if from == 0 {
 		return
 	}
-	if m.ns >= from {
+	to := c.win.to.Load()
+	if m.ns >= from && m.ns <= to { // sent in the measured window
 		if c.lat == nil {
 			c.lat = newHist()
 		}
 		c.lat.record(now - m.ns)
 	}
-	if now >= from && now <= c.win.to.Load() {
+	if now >= from && now <= to {
 		c.inWindow++
+	}
+}
+
+// checkSeq follows the room's seqs: each must be the one after the last.
+func (c *client) checkSeq(s int64) {
+	c.seqFrames++
+	switch {
+	case c.lastSeq == 0 || s == c.lastSeq+1:
+		c.lastSeq = s
+	case s <= c.lastSeq:
+		c.seqDups++
+	default:
+		c.seqGaps += uint64(s - c.lastSeq - 1)
+		c.lastSeq = s
+	}
+}
+
+// handleAck accounts for an ack of one of this sender's messages.
+func (c *client) handleAck(frame []byte, now int64) {
+	a, ok := parseAck(frame)
+	if !ok || string(a.run) != c.run || a.sender != c.local || a.seq >= maxSeq {
+		c.other++
+		return
+	}
+	if c.ackTrack.mark(a.seq) {
+		c.ackDup++
+		return
+	}
+	c.acked.Add(1)
+	c.release()
+	from := c.win.from.Load()
+	if from == 0 {
+		return
+	}
+	if to := c.win.to.Load(); a.ns >= from && a.ns <= to {
+		if c.ackLat == nil {
+			c.ackLat = newHist()
+		}
+		c.ackLat.record(now - a.ns)
+		c.ackInWindow++
+	}
+}
+
+// acquire takes a window slot before a message is written; it reports
+// false if ctx or stop ended first. Without a window it returns at once.
+func (c *client) acquire(ctx context.Context, stop <-chan time.Time) bool {
+	if c.slots == nil {
+		return true
+	}
+	select {
+	case c.slots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-stop:
+		return false
+	}
+}
+
+// release frees a window slot (an ack or a refusal arrived).
+func (c *client) release() {
+	if c.slots == nil {
+		return
+	}
+	select {
+	case <-c.slots:
+	default:
 	}
 }

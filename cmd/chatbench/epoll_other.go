@@ -33,3 +33,4 @@ func (rc *rawConn) parse(p []byte, now int64) (int, error) { return 0, errNoEpol
 func (rc *rawConn) WriteText(p []byte) error               { return errNoEpoll }
 func (rc *rawConn) CloseNormal()                           {}
 func (rc *rawConn) closeFD()                               {}
+func (rc *rawConn) Cut()                                   {}

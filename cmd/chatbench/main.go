@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 )
 
@@ -97,6 +98,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.Readers, "readers", cfg.Readers, "epoll read loops (goroutines) with -client epoll, e.g. -readers 2")
 	fs.BoolVar(&quiet, "q", false, "no progress line on stderr, e.g. -q -json > result.json")
 	cpuProfile := fs.String("cpuprofile", "", "write chatbench's own CPU profile to `file`, e.g. -cpuprofile /tmp/bench.pprof")
+	roomNames := fs.String("room-names", "", "comma-separated room `names` used as they are (sets -rooms), e.g. course ids: -path /ws/chat/room/%s/ -room-names 1")
+	cookies := fs.String("cookies", "", "`file` of Cookie header values, one per line (e.g. chatd_session=...), used round robin: client i sends line i mod n")
+	fs.BoolVar(&cfg.V1, "v1", false, "ask for chatd's chatd.v1 subprotocol (hello and ack frames); implied by -ack and -restart-cmd")
+	fs.BoolVar(&cfg.Ack, "ack", false, "senders give each message an id; chatd acks it once stored, and chatbench reports acks/s and send-to-ack latency")
+	fs.IntVar(&cfg.Window, "window", 0, "with -ack: at most `N` unacknowledged messages per sender (-window 1: send, wait for the ack, send); with -rate 0 as fast as the acks allow")
+	restartCmd := fs.String("restart-cmd", "", "reconnect storm: after the drain run this shell `command`, which must restart the server (and may print its new PID as its last line); every client then resumes with ?after=<its last seq>, senders first, and the senders send again for -resume-send while the rest reconnect")
+	fs.DurationVar(&cfg.ResumeSend, "resume-send", cfg.ResumeSend, "with -restart-cmd: how long the senders send after they are back, e.g. -resume-send 5s")
+	fs.DurationVar(&cfg.ReconnectTimeout, "reconnect-timeout", cfg.ReconnectTimeout, "with -restart-cmd: how long clients keep retrying to reconnect")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -104,6 +113,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("chatbench: unexpected argument %q", fs.Arg(0))
 	}
 	cfg.Progress = !quiet
+	if *roomNames != "" {
+		for n := range strings.SplitSeq(*roomNames, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				cfg.RoomNames = append(cfg.RoomNames, n)
+			}
+		}
+	}
+	if *cookies != "" {
+		list, err := readCookies(*cookies)
+		if err != nil {
+			return err
+		}
+		cfg.Cookies = list
+	}
+	if *restartCmd != "" {
+		cfg.Restart = restartCommand(*restartCmd, stderr)
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -160,6 +186,23 @@ func printSummary(w io.Writer, cfg Config, r *Result) {
 		fmt.Fprintf(w, "  throughput   delivered %.0f/s  (offered %.0f/s)\n", r.DeliveredPerS, r.OfferedPerS)
 		fmt.Fprintf(w, "  latency      p50 %.3fms  p90 %.3fms  p99 %.3fms  p99.9 %.3fms  max %.3fms  mean %.3fms  (%d samples)\n",
 			r.LatP50, r.LatP90, r.LatP99, r.LatP999, r.LatMax, r.LatMean, r.LatN)
+		if cfg.Ack {
+			fmt.Fprintf(w, "  acks         acked %d  refused %d  unanswered %d  dup %d  acked %.0f/s  ack p50 %.3fms  p90 %.3fms  p99 %.3fms  p99.9 %.3fms  max %.3fms  (%d samples)\n",
+				r.Acked, r.Nacked, r.Unacked, r.AckDups, r.AckedPerS, r.AckP50, r.AckP90, r.AckP99, r.AckP999, r.AckMax, r.AckN)
+		}
+	}
+	if r.SeqFrames > 0 {
+		fmt.Fprintf(w, "  room seqs    %d frames with a seq (history on): gaps %d  duplicates %d  (frames %d in all)\n", r.SeqFrames, r.SeqGaps, r.SeqDups, r.Frames)
+	} else if r.Idle {
+		fmt.Fprintf(w, "  frames       %d received (history on join, hello)\n", r.Frames)
+	}
+	if s := r.Storm; s != nil {
+		fmt.Fprintf(w, "  storm        restart %.0fms (new pid %d); %d of %d reconnected with ?after=, %d failed, %d retries; first %.0fms, senders %.0fms, all live %.0fms after the restart; dial p50 %.1fms p99 %.1fms; %d messages sent after the restart\n",
+			s.RestartMS, s.NewServerPID, s.Reconnected, s.Clients, s.Failed, s.Retries, s.FirstMS, s.SendersLiveMS, s.AllLiveMS, s.ConnectP50, s.ConnectP99, s.Sent)
+		fmt.Fprintf(w, "               cpu until all live: server %.0f%%, chatbench %.0f%%, machine %.0f%%\n", s.ServerCPU, s.BenchCPU, s.MachineCPU)
+		for _, e := range s.Errors {
+			fmt.Fprintf(w, "               error: %s\n", e)
+		}
 	}
 	if r.ServerPID > 0 {
 		fmt.Fprintf(w, "  server       pid %d  cpu %.1f%%  rss %s (start %s, peak %s)",
@@ -174,6 +217,27 @@ func printSummary(w io.Writer, cfg Config, r *Result) {
 	for _, s := range r.Warnings {
 		fmt.Fprintf(w, "  WARNING: %s\n", s)
 	}
+}
+
+// readCookies reads a -cookies file: one Cookie header value per line;
+// empty lines and lines starting with # are skipped.
+func readCookies(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("chatbench: -cookies: %w", err)
+	}
+	var list []string
+	for line := range strings.SplitSeq(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		list = append(list, line)
+	}
+	if len(list) == 0 {
+		return nil, fmt.Errorf("chatbench: -cookies %s has no cookie", path)
+	}
+	return list, nil
 }
 
 func kib(k int64) string {

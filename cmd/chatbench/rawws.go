@@ -194,6 +194,17 @@ func writeAll(fd int, p []byte) error {
 	return nil
 }
 
+// Cut shuts the socket down without closing it: the epoll loop reads its
+// end and finishes the connection (closing the descriptor there, so no
+// read races with a reused one).
+func (rc *rawConn) Cut() {
+	rc.wmu.Lock()
+	if !rc.closed {
+		_ = syscall.Shutdown(rc.fd, syscall.SHUT_RDWR)
+	}
+	rc.wmu.Unlock()
+}
+
 // closeFD closes the socket once; writes after it fail.
 func (rc *rawConn) closeFD() {
 	rc.wmu.Lock()

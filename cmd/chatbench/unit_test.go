@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -60,6 +61,13 @@ func TestParseFrameAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(1000, func() { c.handle(frame2, 1700000000123456789+5000) }); n != 0 {
 		t.Fatalf("handle allocates %.1f times per frame", n)
 	}
+	frame3 := []byte(`{"type":"chat_message","message":"cb|ab12|3|1|44|1700000000123456789|xx","user":"u","seq":99}`)
+	ack := []byte(`{"type":"ack","id":"ab12.0.44.1700000000123456789","seq":99}`)
+	c.local = 0
+	c.handle(ack, 1700000000123456789+5000) // first ack: the bitset and histogram
+	if n := testing.AllocsPerRun(1000, func() { c.handle(frame3, 1700000000123456789+5000); c.handle(ack, 1700000000123456789+5000) }); n != 0 {
+		t.Fatalf("handle allocates %.1f times per frame with a seq or an ack", n)
+	}
 }
 
 // TestClientAccounting feeds one receiver a hand-made sequence of frames.
@@ -90,6 +98,71 @@ func TestClientAccounting(t *testing.T) {
 	}
 	if c.lat.n != 4 || c.lat.max != 1000 {
 		t.Fatalf("latency samples %d max %d, want 4 of 1000ns", c.lat.n, c.lat.max)
+	}
+}
+
+// TestSeqAndAckAccounting: room seqs must follow each other across every
+// frame of the room; acks of this sender's ids are counted once, free a
+// window slot and give a latency; a refusal naming an id frees one too.
+func TestSeqAndAckAccounting(t *testing.T) {
+	c := &client{run: "r1", room: 0, local: 0, tracks: make([]track, 1), win: &window{}, slots: make(chan struct{}, 4)}
+	c.win.from.Store(100)
+	c.win.to.Store(1 << 62)
+	chat := func(run string, seq uint64, roomSeq int) []byte {
+		text := strings.TrimSuffix(strings.TrimPrefix(string(appendMessage(nil, run, 0, 0, seq, 1000, 40)), `{"message":"`), `"}`)
+		return []byte(`{"type":"chat_message","message":"` + text + `","user":"u","datetime":"d","room":"r","seq":` + strconv.Itoa(roomSeq) + `,"id":"x"}`)
+	}
+	for range 3 {
+		c.slots <- struct{}{}
+	}
+	for _, fr := range [][]byte{
+		chat("old", 7, 40), // history of an earlier run
+		chat("old", 8, 41),
+		[]byte(`{"type":"chat_message","message":"hello","user":"u","datetime":"d","room":"r","seq":42}`), // not chatbench's
+		chat("r1", 0, 43),
+		chat("r1", 1, 45), // 44 never came
+		chat("r1", 1, 45), // repeated
+		[]byte(`{"type":"ack","id":"r1.0.0.1000","seq":43}`),
+		[]byte(`{"type":"ack","id":"r1.0.0.1000","seq":43}`), // acked twice
+		[]byte(`{"type":"ack","id":"r1.0.1.1500","seq":45}`),
+		[]byte(`{"type":"ack","id":"zz.0.2.1500","seq":46}`), // another run's
+		[]byte(`{"type":"error","code":"unavailable","detail":"d","message":"m","id":"r1.0.2.1600"}`),
+	} {
+		c.handle(fr, 2000)
+	}
+	if c.seqFrames != 6 || c.seqGaps != 1 || c.seqDups != 1 || c.lastSeq != 45 {
+		t.Fatalf("seq frames %d gaps %d dups %d last %d, want 6, 1, 1, 45", c.seqFrames, c.seqGaps, c.seqDups, c.lastSeq)
+	}
+	if c.acked.Load() != 2 || c.ackDup != 1 || c.nacked.Load() != 1 || len(c.slots) != 0 {
+		t.Fatalf("acked %d, dup %d, refused %d, slots taken %d; want 2, 1, 1, 0", c.acked.Load(), c.ackDup, c.nacked.Load(), len(c.slots))
+	}
+	if c.ackLat == nil || c.ackLat.n != 2 || c.ackLat.max != 1000 {
+		t.Fatalf("ack latency %+v", c.ackLat)
+	}
+	if c.foreign != 2 || c.dup != 1 || c.recvSelf.Load() != 2 || c.errFrames != 1 {
+		t.Fatalf("foreign %d, dup %d, own %d, error frames %d", c.foreign, c.dup, c.recvSelf.Load(), c.errFrames)
+	}
+}
+
+func TestAppendMessageID(t *testing.T) {
+	b := appendMessageID(nil, "ab12", 3, 7, 42, 1700000000123456789, 60)
+	if !strings.HasSuffix(string(b), `","id":"ab12.7.42.1700000000123456789"}`) || !strings.HasPrefix(string(b), `{"message":"cb|ab12|3|7|42|`) {
+		t.Fatalf("%s", b)
+	}
+	a, ok := parseAck([]byte(`{"type":"ack","id":"ab12.7.42.1700000000123456789","seq":17}`))
+	if !ok || string(a.run) != "ab12" || a.sender != 7 || a.seq != 42 || a.ns != 1700000000123456789 || a.room != 17 {
+		t.Fatalf("parseAck = %+v, %v", a, ok)
+	}
+	if a, ok := parseAck([]byte(`{"type":"ack","id":"ab12.7.43.1700000000123456789"}`)); !ok || a.seq != 43 || a.room != 0 {
+		t.Fatalf("HISTORY=off ack: %+v, %v", a, ok)
+	}
+	for _, bad := range []string{`{"type":"ack","id":"ab12.7.42","seq":17}`, `{"type":"ack","id":"hello","seq":1}`, `{"type":"ack","id":"a.1.2"}`, `{"type":"hello"}`} {
+		if _, ok := parseAck([]byte(bad)); ok {
+			t.Errorf("parseAck(%s) accepted", bad)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { b = appendMessageID(b[:0], "ab12", 3, 7, 43, 1700000000123456789, 60) }); n != 0 {
+		t.Fatalf("appendMessageID allocates %.1f times", n)
 	}
 }
 
@@ -159,7 +232,8 @@ func TestHelpListsEveryFlag(t *testing.T) {
 	var out strings.Builder
 	_ = run(context.Background(), []string{"-h"}, io.Discard, &out)
 	for _, f := range []string{"-url", "-path", "-rooms", "-clients", "-senders", "-rate", "-size", "-duration", "-warmup",
-		"-connect-rate", "-origin", "-idle", "-pid", "-json", "-allow-remote", "-timeout", "-echo"} {
+		"-connect-rate", "-origin", "-idle", "-pid", "-json", "-allow-remote", "-timeout", "-echo",
+		"-room-names", "-cookies", "-v1", "-ack", "-window", "-restart-cmd", "-resume-send", "-reconnect-timeout"} {
 		if !strings.Contains(out.String(), "  "+f+" ") && !strings.Contains(out.String(), "  "+f+"\n") {
 			t.Errorf("-h does not document %s", f)
 		}

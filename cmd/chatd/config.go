@@ -68,6 +68,7 @@ type config struct {
 	djangoConfig                     // beside a Django site: its channel layer (django.go)
 	django       djangoSessionConfig // beside a Django site: its logins (django.go)
 	adminConfig                      // ADMIN_ADDR, METRICS (metrics.go)
+	DebugAddr    string              // loopback address for /debug/vars and /debug/pprof/; empty: none
 
 	hosts *web.Hosts // parsed AllowedHosts, defaulted for development
 }
@@ -154,6 +155,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	e.String(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
 	e.String(&c.LogFormat, "log-format", "LOG_FORMAT", "text", "text or json")
 	e.storeFlags(&c.DatabaseURL, &c.DataDir)
+	e.String(&c.DebugAddr, "debug-addr", "DEBUG_ADDR", "", "loopback address (e.g. 127.0.0.1:6060) serving /debug/vars (store calls by method, message and hub counters) and /debug/pprof/ for benchmarks and profiles; empty: off")
 	e.Duration(&c.SessionTTL, "session-ttl", "SESSION_TTL", 14*24*time.Hour, "how long a login lasts before the user must sign in again")
 	e.Bool(&c.AllowSignup, "allow-signup", "ALLOW_SIGNUP", e.env("DJANGO_SECRET_KEY", "") == "", "let visitors create accounts at /accounts/signup/ (default false when DJANGO_SECRET_KEY is set: the Django site owns the accounts)")
 	e.Bool(&c.AllowAnonymous, "allow-anonymous", "ALLOW_ANONYMOUS", true, "let visitors who are not signed in chat in public rooms as guests")
@@ -393,6 +395,11 @@ func (c *config) validate() error {
 		c.Language = "en"
 	} else {
 		return fmt.Errorf("-language must be en, es or pt, not %q", c.Language)
+	}
+	if c.DebugAddr != "" {
+		if err := checkDebugAddr(c.DebugAddr); err != nil {
+			return err
+		}
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(c.LogLevel)); err != nil {

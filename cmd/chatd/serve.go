@@ -191,6 +191,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}
 	defer st.Close()
 	st = mx.Store(st)
+	var counted *countingStore
+	if cfg.DebugAddr != "" {
+		counted = newCountingStore(st)
+		st = counted
+	}
 	var publisher core.Publisher = hub
 	var djpub *djangoPublisher
 	if cfg.Layer.Kind == layerChannelsRedis {
@@ -321,6 +326,15 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "chatd listening on http://%s/chat/\n", ln.Addr())
 	admin.announce(stdout)
 
+	if counted != nil {
+		dln, err := net.Listen("tcp", cfg.DebugAddr)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("listen on DEBUG_ADDR %s: %w", cfg.DebugAddr, err)
+		}
+		log.Info("debug endpoints", "url", "http://"+dln.Addr().String()+"/debug/vars")
+		go serveDebug(bgCtx, dln, debugHandler(counted, node, hub), log)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- httpSrv.Serve(ln) }()
 	select {
