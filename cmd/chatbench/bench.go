@@ -353,7 +353,7 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) (*Result, error) {
 	win := &window{}
 	clients := make([]*client, cfg.Clients)
 	for i := range clients {
-		c := &client{id: i, room: i % cfg.Rooms, local: i / cfg.Rooms, run: runID, win: win, done: make(chan struct{}), after: -1}
+		c := &client{id: i, room: i % cfg.Rooms, local: i / cfg.Rooms, run: runID, win: win, done: make(chan struct{}), once: new(sync.Once), after: -1}
 		if !cfg.Idle {
 			c.tracks = make([]track, cfg.Senders)
 		}

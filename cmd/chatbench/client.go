@@ -38,9 +38,9 @@ type client struct {
 	conn   wsConn        // nil if the connection failed; set before connectAll returns
 	up     atomic.Bool   // conn is set (for the progress line, which runs meanwhile)
 	done   chan struct{} // closed when the read side has ended (see finish)
-	once   sync.Once
-	quit   atomic.Bool  // set before chatbench closes the connection itself
-	closeE atomic.Value // errBox: why the connection ended
+	once   *sync.Once    // replaced, not reset, when a storm reconnects: the old read loop may still be finishing its Do
+	quit   atomic.Bool   // set before chatbench closes the connection itself
+	closeE atomic.Value  // errBox: why the connection ended
 
 	// Set by the sender goroutine; read by others through atomics.
 	sent       atomic.Uint64 // messages written

@@ -2,7 +2,10 @@
 
 package main
 
-import "testing"
+import (
+	"sync"
+	"testing"
+)
 
 // FuzzParseFrames feeds arbitrary server bytes to the epoll client's frame
 // parser and the message parser: they must never panic, never consume more
@@ -14,7 +17,7 @@ func FuzzParseFrames(f *testing.F) {
 	f.Add([]byte{0x01, 0x03, 'a', 'b', 'c', 0x80, 0x01, 'd'})
 	f.Add([]byte{0x81, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c := &client{run: "ab", tracks: make([]track, 1), win: &window{}}
+		c := &client{run: "ab", tracks: make([]track, 1), win: &window{}, once: new(sync.Once)}
 		rc := &rawConn{c: c, fd: -1, closed: true} // writes (pongs) fail harmlessly
 		c.conn = rc
 		c.quit.Store(true)

@@ -128,7 +128,7 @@ func storm(ctx context.Context, cfg Config, clients []*client, loops []*epollLoo
 		c.conn = nil
 		c.up.Store(false)
 		c.done = make(chan struct{})
-		c.once = sync.Once{}
+		c.once = new(sync.Once)
 		c.quit.Store(false)
 		c.closeE = atomic.Value{}
 		for c.slots != nil && len(c.slots) > 0 {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -47,7 +48,7 @@ func TestParseFrame(t *testing.T) {
 
 func TestParseFrameAllocs(t *testing.T) {
 	frame := []byte(`{"type":"chat_message","message":"cb|ab12|3|1|42|1700000000123456789|xxxx","user":"guest-1a2b"}`)
-	c := &client{run: "ab12", room: 3, tracks: make([]track, 2), win: &window{}, lat: newHist()}
+	c := &client{run: "ab12", room: 3, tracks: make([]track, 2), win: &window{}, lat: newHist(), once: new(sync.Once)}
 	c.win.from.Store(1)
 	c.win.to.Store(1 << 62)
 	c.handle(frame, 1700000000123456789+1000) // grow the bitset once
@@ -72,7 +73,7 @@ func TestParseFrameAllocs(t *testing.T) {
 
 // TestClientAccounting feeds one receiver a hand-made sequence of frames.
 func TestClientAccounting(t *testing.T) {
-	c := &client{run: "r1", room: 0, local: 1, tracks: make([]track, 2), win: &window{}}
+	c := &client{run: "r1", room: 0, local: 1, tracks: make([]track, 2), win: &window{}, once: new(sync.Once)}
 	c.win.from.Store(100)
 	c.win.to.Store(1 << 62)
 	f := func(run string, room, sender int, seq uint64) []byte {
