@@ -130,6 +130,12 @@ type Conn struct {
 	closePending bool     // the writer must send a close frame; guarded by mu
 	closeCode    uint16   // guarded by mu
 	closeReason  string   // guarded by mu
+	// dropSpare makes the writer let go of the arrays of the batches it
+	// writes, instead of keeping one as its spare, until it finds the
+	// queue empty: set after the burst of history a connection gets on
+	// joining (or a catch-up page), so that burst costs no memory once it
+	// is written. Guarded by mu.
+	dropSpare bool
 }
 
 // Channel returns the connection's channel name, unique across processes:
@@ -396,6 +402,14 @@ func (c *Conn) enqueue(frame []byte) bool {
 	return true
 }
 
+// burstQueued marks what is queued as a one-off burst (history on join, a
+// catch-up page): see dropSpare.
+func (c *Conn) burstQueued() {
+	c.mu.Lock()
+	c.dropSpare = true
+	c.mu.Unlock()
+}
+
 // isClosing reports whether c is closing or closed.
 func (c *Conn) isClosing() bool {
 	c.mu.Lock()
@@ -502,6 +516,10 @@ func (c *Conn) writeLoop() {
 		}
 		c.mu.Lock()
 		c.spare = batch[:0]
+		if c.dropSpare {
+			c.spare = nil
+			c.dropSpare = len(c.queue) > 0
+		}
 		c.queued -= n
 		if err != nil {
 			c.closing, c.closePending, c.writing = true, false, false

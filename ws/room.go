@@ -401,6 +401,9 @@ func (h *Hub) admit(r *room, c *Conn) (member, gone bool) {
 	h.count.historyMemory.Add(r.win.each(from, func(seq int64, f []byte) {
 		c.enqueue(f)
 	}))
+	if from < r.next {
+		c.burstQueued()
+	}
 	c.sent = max(c.sent, r.next-1)
 	r.addLocked(c)
 	return true, false
@@ -438,6 +441,7 @@ func (h *Hub) catchUp(r *room, c *Conn) {
 				return
 			}
 			h.count.historyMemory.Add(r.win.each(cursor+1, func(seq int64, f []byte) { c.enqueue(f) }))
+			c.burstQueued()
 			c.sent = max(cursor, r.next-1)
 			r.addLocked(c)
 			r.mu.Unlock()
