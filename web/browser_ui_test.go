@@ -196,10 +196,13 @@ func TestBrowserLanguagesAndWidths(t *testing.T) {
 				logIn(t, ctx, base, "alice", "/chat/")
 				if lang == "pt" {
 					// Her browser asks for Spanish; she picks Portuguese.
-					run(t, ctx,
-						chromedp.SetValue(chromedp.ID("language-select"), "pt"),
-						chromedp.Click(chromedp.ID("language-submit")),
-					)
+					// Through the page's own form, in one evaluation that is
+					// retried until the form is there: a page still settling
+					// after the login's redirect may replace its nodes under
+					// a two-step SetValue and Click.
+					waitJS(t, ctx, `(() => { const s = document.getElementById('language-select');
+						if (!s || document.readyState !== 'complete') return false;
+						s.value = 'pt'; document.getElementById('language-submit').click(); return true })()`)
 					waitJS(t, ctx, `document.documentElement.lang === 'pt' && location.pathname === '/chat/'`)
 				}
 				w := want[lang]
