@@ -110,9 +110,9 @@ func layerCheckCommand(ctx context.Context, args []string, getenv func(string) s
 // servers that share the configured channel layer, under the channel prefix
 // those servers use (the same database gives the same default). That
 // reaches them only through Redis: with the memory layer the servers are
-// other processes this one cannot reach, and they find out themselves,
-// since a course room's sockets are re-checked before every message and
-// every ACCESS_RECHECK_INTERVAL (web.Server.Run).
+// other processes this one cannot reach, and they find out themselves: the
+// unenroll is a revocation in the store, which every process polls every
+// ACCESS_RECHECK_INTERVAL (web.Server.Run).
 func closeUnenrolled(ctx context.Context, st chat.Store, l layerSettings, databaseURL, dataDir string, courseID, userID int64) error {
 	if l.Kind != layerRedis && l.Kind != layerChannelsRedis {
 		return nil
